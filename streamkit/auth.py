@@ -1,0 +1,265 @@
+"""Credentials: OAuth 1.0a user context and app-only bearer tokens.
+
+The handlers keep their secrets in private attributes and never show them:
+not in a ``repr``, not in a log line, not in an exception message.
+Credentials normally come from the environment through :func:`auth_from_env`.
+
+Examples
+--------
+>>> auth = OAuthHandler("my-consumer-key", "my-consumer-secret")
+>>> auth.set_access_token("my-token", "my-token-secret")
+>>> auth
+OAuthHandler(consumer_key='my-c…', access_token='my-t…', secrets hidden)
+>>> "secret" in repr(auth)
+False
+>>> API(auth).auth is auth
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests_oauthlib import OAuth1
+
+from ._exceptions import ConfigError
+
+__all__ = [
+    "API",
+    "ENV_VARS",
+    "AuthHandler",
+    "BearerTokenHandler",
+    "OAuth1UserHandler",
+    "OAuthHandler",
+    "auth_from_env",
+]
+
+ENV_VARS = {
+    "consumer_key": "STREAMKIT_CONSUMER_KEY",
+    "consumer_secret": "STREAMKIT_CONSUMER_SECRET",
+    "access_token": "STREAMKIT_ACCESS_TOKEN",
+    "access_token_secret": "STREAMKIT_ACCESS_TOKEN_SECRET",
+    "bearer_token": "STREAMKIT_BEARER_TOKEN",
+}
+"""The environment variables :func:`auth_from_env` reads."""
+
+
+def _hint(value: str | None) -> str:
+    # Enough to tell two keys apart in a notebook, never enough to use one.
+    if not value:
+        return "unset"
+    return repr(value[:4] + "…")
+
+
+def _check(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"{name} must be a non-empty string; got {type(value).__name__}. "
+            f"Pass it explicitly or set {ENV_VARS.get(name, name)} in the environment."
+        )
+    return value.strip()
+
+
+class AuthHandler:
+    """Base class of credential handlers.
+
+    A handler turns itself into a ``requests`` auth object with
+    :meth:`apply_auth`. Subclasses must keep secrets out of ``repr``.
+    """
+
+    def apply_auth(self) -> requests.auth.AuthBase:
+        """Return the ``requests`` auth object that signs each request."""
+        raise NotImplementedError
+
+    def __reduce__(self) -> Any:  # pragma: no cover - defensive
+        # Pickling would write secrets to disk (multiprocessing, caches).
+        raise TypeError(f"{type(self).__name__} holds secrets and cannot be pickled")
+
+
+class OAuthHandler(AuthHandler):
+    """OAuth 1.0a user-context credentials (HMAC-SHA1), as in Tweepy 3.x.
+
+    Parameters
+    ----------
+    consumer_key, consumer_secret : str
+        The app's API key and secret.
+
+    Examples
+    --------
+    >>> auth = OAuthHandler("ck", "cs")
+    >>> auth.set_access_token("at", "ats")
+    >>> type(auth.apply_auth()).__name__
+    'OAuth1'
+    """
+
+    def __init__(self, consumer_key: str, consumer_secret: str) -> None:
+        self._consumer_key = _check("consumer_key", consumer_key)
+        self._consumer_secret = _check("consumer_secret", consumer_secret)
+        self._access_token: str | None = None
+        self._access_token_secret: str | None = None
+
+    def set_access_token(self, key: str, secret: str) -> None:
+        """Set the user's access token and its secret."""
+        self._access_token = _check("access_token", key)
+        self._access_token_secret = _check("access_token_secret", secret)
+
+    # Tweepy exposes these as plain attributes; keep that, read-only.
+    @property
+    def consumer_key(self) -> str:
+        return self._consumer_key
+
+    @property
+    def consumer_secret(self) -> str:
+        return self._consumer_secret
+
+    @property
+    def access_token(self) -> str | None:
+        return self._access_token
+
+    @property
+    def access_token_secret(self) -> str | None:
+        return self._access_token_secret
+
+    def apply_auth(self) -> OAuth1:
+        if self._access_token is None or self._access_token_secret is None:
+            raise ConfigError(
+                "OAuthHandler has no access token: call auth.set_access_token(key, secret) "
+                f"or set {ENV_VARS['access_token']} and {ENV_VARS['access_token_secret']}."
+            )
+        return OAuth1(
+            self._consumer_key,
+            client_secret=self._consumer_secret,
+            resource_owner_key=self._access_token,
+            resource_owner_secret=self._access_token_secret,
+            signature_type="auth_header",
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"OAuthHandler(consumer_key={_hint(self._consumer_key)}, "
+            f"access_token={_hint(self._access_token)}, secrets hidden)"
+        )
+
+
+OAuth1UserHandler = OAuthHandler
+"""Tweepy 4's name for :class:`OAuthHandler`."""
+
+
+class _Bearer(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self._token}"
+        return r
+
+    def __repr__(self) -> str:
+        return "<bearer token hidden>"
+
+
+class BearerTokenHandler(AuthHandler):
+    """App-only bearer token (OAuth 2.0), for app-only endpoints.
+
+    Parameters
+    ----------
+    bearer_token : str
+        The app's bearer token.
+
+    Examples
+    --------
+    >>> BearerTokenHandler("AAAAAAAAsecret")
+    BearerTokenHandler(bearer_token='AAAA…')
+    """
+
+    def __init__(self, bearer_token: str) -> None:
+        self._bearer_token = _check("bearer_token", bearer_token)
+
+    @property
+    def bearer_token(self) -> str:
+        return self._bearer_token
+
+    def apply_auth(self) -> requests.auth.AuthBase:
+        return _Bearer(self._bearer_token)
+
+    def __repr__(self) -> str:
+        return f"BearerTokenHandler(bearer_token={_hint(self._bearer_token)})"
+
+
+def auth_from_env(
+    kind: str = "oauth1", *, environ: Mapping[str, str] | None = None
+) -> OAuthHandler | BearerTokenHandler:
+    """Build credentials from ``STREAMKIT_*`` environment variables.
+
+    Parameters
+    ----------
+    kind : {"oauth1", "bearer"}
+        ``"oauth1"`` reads ``STREAMKIT_CONSUMER_KEY``, ``STREAMKIT_CONSUMER_SECRET``,
+        ``STREAMKIT_ACCESS_TOKEN`` and ``STREAMKIT_ACCESS_TOKEN_SECRET``;
+        ``"bearer"`` reads ``STREAMKIT_BEARER_TOKEN``.
+    environ : mapping, optional
+        Where to read from (default ``os.environ``).
+
+    Returns
+    -------
+    OAuthHandler or BearerTokenHandler
+
+    Raises
+    ------
+    ConfigError
+        When a variable is missing or empty; the message names every
+        missing variable (never a value).
+
+    Examples
+    --------
+    >>> env = {"STREAMKIT_CONSUMER_KEY": "ck", "STREAMKIT_CONSUMER_SECRET": "cs",
+    ...        "STREAMKIT_ACCESS_TOKEN": "at", "STREAMKIT_ACCESS_TOKEN_SECRET": "ats"}
+    >>> auth_from_env(environ=env)
+    OAuthHandler(consumer_key='ck…', access_token='at…', secrets hidden)
+    >>> auth_from_env("bearer", environ={})
+    Traceback (most recent call last):
+    ...
+    streamkit._exceptions.ConfigError: missing credentials: set STREAMKIT_BEARER_TOKEN in the environment (or pass auth=...).
+    """
+    env = os.environ if environ is None else environ
+    if kind == "oauth1":
+        names = ["consumer_key", "consumer_secret", "access_token", "access_token_secret"]
+    elif kind == "bearer":
+        names = ["bearer_token"]
+    else:
+        raise ConfigError(f"kind must be 'oauth1' or 'bearer', got {kind!r}")
+    values = {n: (env.get(ENV_VARS[n]) or "").strip() for n in names}
+    missing = [ENV_VARS[n] for n, v in values.items() if not v]
+    if missing:
+        raise ConfigError(
+            f"missing credentials: set {', '.join(missing)} in the environment (or pass auth=...)."
+        )
+    if kind == "bearer":
+        return BearerTokenHandler(values["bearer_token"])
+    handler = OAuthHandler(values["consumer_key"], values["consumer_secret"])
+    handler.set_access_token(values["access_token"], values["access_token_secret"])
+    return handler
+
+
+class API:
+    """A minimal holder of credentials, so that Tweepy's ``api.auth`` works.
+
+    Parameters
+    ----------
+    auth : AuthHandler
+        The credentials.
+
+    Examples
+    --------
+    >>> api = API(BearerTokenHandler("tok"))
+    >>> api
+    API(auth=BearerTokenHandler(bearer_token='tok…'))
+    """
+
+    def __init__(self, auth: AuthHandler | None = None, **kwargs: Any) -> None:
+        self.auth = auth
+
+    def __repr__(self) -> str:
+        return f"API(auth={self.auth!r})"

@@ -1,0 +1,878 @@
+"""``collect()``: a lossless background capture into a Parquet dataset, with a live view.
+
+One call starts a :class:`Collector` and returns at once::
+
+    c = streamkit.collect(track=["climate"])     # credentials from STREAMKIT_* variables
+    c.df          # the newest rows, as a pandas DataFrame, while it runs
+    c.stats       # received, stored, duplicates, deletes, reconnects, state, ...
+    c.stop()      # flushes and returns
+    streamkit.read(c.path)
+
+Threads and data flow (see DESIGN.md)::
+
+    reader thread  ── framed raw messages ──> dispatch thread: WAL append (fsync in groups)
+                                                 └─> pending queue ──> writer thread:
+                decode once into Arrow columns ─> live ring (Collector.df)
+                                                 └─> dedupe + Parquet part files every
+                                                     flush_rows / flush_seconds
+
+Examples
+--------
+>>> import streamkit, tempfile
+>>> from streamkit.testing import StreamServer
+>>> with StreamServer(statuses=50, notices=0) as server, tempfile.TemporaryDirectory() as tmp:
+...     with streamkit.collect(track=["python"], base_url=server.url, auth=server.auth(),
+...                            path=tmp + "/python", flush_seconds=0.2) as c:
+...         c.wait_for(stored=50, timeout=30)
+...     len(streamkit.read(tmp + "/python"))
+True
+50
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from . import schema
+from ._exceptions import ConfigError, SinkError, StreamkitError
+from .auth import AuthHandler, auth_from_env
+from .listener import StreamListener
+from .sink import DatasetWriter, read
+from .streaming import DEFAULT_BASE_URL, Stream, build_filter_params
+from .wal import WriteAheadLog
+
+__all__ = ["BufferingListener", "Collector", "CollectorStats", "collect", "default_path"]
+
+log = logging.getLogger("streamkit.collect")
+
+_STREAM_OPTIONS = {
+    "timeout",
+    "retry_count",
+    "retry_time",
+    "retry_420",
+    "retry_time_cap",
+    "snooze_time",
+    "snooze_time_cap",
+    "chunk_size",
+    "max_message_bytes",
+    "max_buffer_bytes",
+    "verify",
+    "connect_timeout",
+}
+
+_FILTER_KEYS = ("track", "follow", "locations", "languages", "filter_level", "stall_warnings")
+
+
+@dataclass
+class CollectorStats:
+    """A snapshot of a capture's counters (``Collector.stats``).
+
+    Attributes
+    ----------
+    state : str
+        ``starting``, ``recovering``, ``connecting``, ``streaming``,
+        ``backing off``, ``stopping``, ``stopped`` or ``failed``.
+    detail : str
+        The state in words, e.g. ``"backing off until 12:03:10 after HTTP 420"``.
+    received : int
+        Messages written to the write-ahead log (statuses and notices).
+    stored : int
+        Tweets committed to Parquet (after removing duplicates).
+    pending : int
+        Received messages not yet committed.
+    duplicates : int
+        Tweets dropped because their id was already stored.
+    events : int
+        Notices committed to the events table.
+    deletes, limit_notices, withheld : int
+        Delete notices; limit notices and the number of tweets they say
+        were withheld.
+    rejected : dict
+        Messages that could not be used, by reason.
+    reconnects, stalls, http_errors : int
+        From the stream.
+    bytes : int
+        Bytes read from the network.
+    rate : float
+        Messages per second over the last ~10 s.
+    last_flush : float or None
+        ``time.time()`` of the last Parquet commit.
+    last_error : str or None
+        The last error, in words.
+    errors : int
+        How many errors (network, HTTP, write) were seen.
+    started : float
+        ``time.time()`` when the capture started.
+    """
+
+    state: str = "starting"
+    detail: str = ""
+    received: int = 0
+    stored: int = 0
+    pending: int = 0
+    duplicates: int = 0
+    events: int = 0
+    deletes: int = 0
+    limit_notices: int = 0
+    withheld: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    reconnects: int = 0
+    stalls: int = 0
+    http_errors: int = 0
+    bytes: int = 0
+    rate: float = 0.0
+    last_flush: float | None = None
+    last_error: str | None = None
+    errors: int = 0
+    started: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The snapshot as a plain dict."""
+        return asdict(self)
+
+    def __repr__(self) -> str:
+        rej = sum(self.rejected.values())
+        return (
+            f"CollectorStats({self.state}: received={self.received:,} stored={self.stored:,} "
+            f"duplicates={self.duplicates:,} deletes={self.deletes:,} rejected={rej:,} "
+            f"reconnects={self.reconnects} rate={self.rate:,.0f}/s)"
+        )
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return text[:60].strip("-")
+
+
+def default_path(*, track: Any = None, follow: Any = None, locations: Any = None, root: str | Path = "data") -> Path:
+    """The dataset folder ``collect()`` uses when no ``path`` is given.
+
+    The name is built from the filter with safe characters only, so a
+    filter can never point outside ``root``.
+
+    Examples
+    --------
+    >>> default_path(track=["Climate Change", "#COP30"]).as_posix()
+    'data/climate-change_cop30'
+    >>> default_path(track=["../../etc/passwd"]).as_posix()
+    'data/etc-passwd'
+    >>> default_path(follow=[12, 34]).as_posix()
+    'data/follow-12-34'
+    """
+    parts: list[str] = []
+    if isinstance(track, str):
+        track = [track]
+    for phrase in track or []:
+        s = _slug(str(phrase))
+        if s:
+            parts.append(s)
+    if follow:
+        parts.append("follow-" + "-".join(_slug(str(x)) for x in list(follow)[:5]))
+    if locations:
+        parts.append("locations")
+    name = "_".join(parts)[:80].strip("_-") or "capture"
+    return Path(root) / name
+
+
+class BufferingListener(StreamListener):
+    """The listener behind ``collect()``: raw messages into the WAL and the writer's queue.
+
+    It runs on the stream's dispatch thread and does only cheap work:
+    one buffered WAL write per network read, no parsing.
+    """
+
+    raw_bytes = True
+
+    def __init__(self, collector: Collector) -> None:
+        super().__init__()
+        self._collector = collector
+
+    def on_batch(self, messages: list[bytes]) -> None:
+        self._collector._on_messages(messages)
+
+    def on_data(self, raw_data: str | bytes) -> None:
+        if isinstance(raw_data, str):
+            raw_data = raw_data.encode("utf-8")
+        self._collector._on_messages([raw_data])
+
+    def on_error(self, status_code: int) -> Any:
+        return super().on_error(status_code)
+
+    def on_exception(self, exception: BaseException) -> None:
+        self._collector._note_error(f"capture failed: {exception}")
+
+
+class _Pending:
+    """Received batches waiting for the writer; payloads beyond a budget stay only in the WAL."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._items: deque[tuple[int, int, list[bytes] | None, int]] = deque()
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self.budget = budget_bytes
+        self.spilled = 0
+
+    def put(self, first: int, last: int, messages: list[bytes], received_us: int, nbytes: int) -> None:
+        with self._lock:
+            if self._bytes + nbytes > self.budget:
+                self.spilled += last - first + 1
+                self._items.append((first, last, None, received_us))  # re-read from the WAL
+            else:
+                self._bytes += nbytes
+                self._items.append((first, last, messages, received_us))
+
+    def take(self) -> list[tuple[int, int, list[bytes] | None, int]]:
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            self._bytes = 0
+            return items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Collector:
+    """A running (or finished) capture. Build one with :func:`collect`.
+
+    Parameters are those of :func:`collect`. Everything ``collect()`` does,
+    ``Collector(...).start()`` does too.
+    """
+
+    def __init__(
+        self,
+        *,
+        track: Iterable[str] | str | None = None,
+        follow: Iterable[int | str] | None = None,
+        locations: Sequence[float] | None = None,
+        languages: Iterable[str] | str | None = None,
+        filter_level: str | None = None,
+        stall_warnings: bool = False,
+        sample: bool = False,
+        auth: AuthHandler | None = None,
+        path: str | Path | None = None,
+        base_url: str | None = None,
+        flush_rows: int = 50_000,
+        flush_seconds: float = 5.0,
+        view_rows: int = 1_000,
+        keep_raw: bool = True,
+        progress: bool | None = None,
+        max_tweets: int | None = None,
+        duration: float | None = None,
+        wal_group_messages: int = 5_000,
+        wal_group_seconds: float = 1.0,
+        max_pending_bytes: int = 128 * 1024 * 1024,
+        **stream_options: Any,
+    ) -> None:
+        unknown = set(stream_options) - _STREAM_OPTIONS
+        if unknown:
+            raise ConfigError(
+                f"collect() got unknown option(s) {', '.join(sorted(unknown))}; "
+                f"Stream options it passes on: {', '.join(sorted(_STREAM_OPTIONS))}."
+            )
+        self._filter = {
+            "track": track,
+            "follow": follow,
+            "locations": locations,
+            "languages": languages,
+            "filter_level": filter_level,
+            "stall_warnings": stall_warnings,
+        }
+        self.sample = bool(sample)
+        self._params = self._check_filter(self._filter)
+        for name, value, low in (
+            ("flush_rows", flush_rows, 1),
+            ("view_rows", view_rows, 0),
+            ("wal_group_messages", wal_group_messages, 1),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name, value in (("flush_seconds", flush_seconds), ("wal_group_seconds", wal_group_seconds)):
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if max_tweets is not None and (not isinstance(max_tweets, int) or max_tweets < 1):
+            raise ConfigError(f"max_tweets must be a positive integer or None, got {max_tweets!r}")
+        if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
+            raise ConfigError(f"duration must be a positive number of seconds or None, got {duration!r}")
+        self.auth = auth if auth is not None else auth_from_env()
+        self.base_url = base_url or DEFAULT_BASE_URL
+        self._stream_options = stream_options
+        # Build one stream now so that bad options fail here, not on a thread.
+        self._stream = self._new_stream()
+        self.path = Path(path) if path is not None else default_path(track=track, follow=follow, locations=locations)
+        self.flush_rows = flush_rows
+        self.flush_seconds = float(flush_seconds)
+        self.view_rows = view_rows
+        self.keep_raw = keep_raw
+        self.max_tweets = max_tweets
+        self.duration = duration
+        self._wal_options = {"group_messages": wal_group_messages, "group_seconds": float(wal_group_seconds)}
+        self._progress_wanted = _default_progress() if progress is None else bool(progress)
+        self._progress: Any = None
+        self._pending = _Pending(max_pending_bytes)
+        self._lock = threading.RLock()
+        self._stats = CollectorStats()
+        self._ring: pa.Table | None = None
+        self._ring_version = 0
+        self._df_cache: tuple[int, Any] | None = None
+        self._rates: deque[tuple[float, int]] = deque(maxlen=64)
+        self._last_limit = 0
+        self._wal: WriteAheadLog | None = None
+        self._ds: DatasetWriter | None = None
+        self._writer: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+        self._done = threading.Event()
+        self._started = False
+        self._switching = False
+        self._closed_stream_stats = {"reconnects": 0, "stalls": 0, "http_errors": 0, "bytes": 0, "connects": 0}
+        self._rejected_stream: dict[str, int] = {}
+
+    # -- public API ----------------------------------------------------------------------
+    def start(self) -> Collector:
+        """Open the dataset, recover what the WAL holds, and start streaming in the background."""
+        with self._lock:
+            if self._started:
+                raise StreamkitError("this Collector was already started; build a new one with collect()")
+            self._started = True
+        self._stats.started = time.time()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._wal = WriteAheadLog(self.path / "_wal", **self._wal_options)
+            self._ds = DatasetWriter(self.path, source=self._source(), keep_raw=self.keep_raw)
+        except OSError as exc:
+            raise SinkError(f"cannot open the dataset at {self.path}: {exc.strerror or exc}. Check the path and permissions.") from exc
+        except BaseException:
+            if self._wal is not None:
+                self._wal.close()
+            raise
+        if self._progress_wanted:
+            from tqdm.auto import tqdm
+
+            self._progress = tqdm(desc=f"streamkit {self.path.name}", unit=" tweets", dynamic_ncols=True)
+        self._writer = threading.Thread(target=self._writer_loop, name="streamkit-writer", daemon=True)
+        self._writer.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        """True until the capture has stopped (by ``stop()``, a limit, or a fatal error)."""
+        return self._started and not self._done.is_set()
+
+    @property
+    def stats(self) -> CollectorStats:
+        """A consistent snapshot of the counters and the state."""
+        with self._lock:
+            s = CollectorStats(**{k: v for k, v in asdict(self._stats).items()})
+        st = self._stream.stats
+        c = self._closed_stream_stats
+        s.reconnects = c["reconnects"] + st.reconnects + (1 if c["connects"] and st.connects else 0)
+        s.stalls = c["stalls"] + st.stalls
+        s.http_errors = c["http_errors"] + st.http_errors
+        s.bytes = c["bytes"] + st.bytes
+        rejected = dict(self._rejected_stream)
+        for k, v in st.rejected.items():
+            rejected[k] = rejected.get(k, 0) + v
+        for k, v in s.rejected.items():
+            rejected[k] = rejected.get(k, 0) + v
+        s.rejected = rejected
+        if s.state not in ("stopped", "failed", "recovering", "starting", "stopping"):
+            s.state = st.state if st.state in ("connecting", "streaming", "backing off") else s.state
+            if s.state == "backing off" and st.backoff_until:
+                why = f" after HTTP {st.last_status_code}" if st.last_status_code not in (None, 200) else ""
+                s.detail = f"backing off until {time.strftime('%H:%M:%S', time.localtime(st.backoff_until))}{why}"
+            elif s.state == "streaming":
+                s.detail = "streaming"
+            elif s.state == "connecting":
+                s.detail = f"connecting to {self.base_url}"
+        if st.last_error and (s.last_error is None or (st.last_error_time or 0) >= (self._last_error_time or 0)):
+            s.last_error = st.last_error
+        s.errors += st.network_errors + st.http_errors + c.get("errors", 0)
+        return s
+
+    _last_error_time: float | None = None
+
+    @property
+    def df(self):  # -> pandas.DataFrame
+        """The newest ``view_rows`` tweets (oldest first), safe to read while the capture runs."""
+        with self._lock:
+            ring, version = self._ring, self._ring_version
+            cached = self._df_cache
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        frame = schema.empty_tweets() if ring is None else schema.to_pandas(ring)
+        if "raw" in frame.columns:
+            frame = frame.drop(columns=["raw"])
+        with self._lock:
+            self._df_cache = (version, frame)
+        return frame
+
+    def read(self, **kwargs: Any):  # -> pandas.DataFrame
+        """Everything committed so far: ``streamkit.read(self.path, **kwargs)``."""
+        return read(self.path, **kwargs)
+
+    @property
+    def filter(self) -> dict[str, Any]:
+        """The filter in use (as passed to ``collect`` or ``set_filter``)."""
+        return {k: v for k, v in self._filter.items() if v not in (None, False)}
+
+    def set_filter(self, **params: Any) -> None:
+        """Switch to a new filter, reconnecting into the same dataset.
+
+        Parameters
+        ----------
+        **params
+            ``track``, ``follow``, ``locations``, ``languages``,
+            ``filter_level``, ``stall_warnings``; omitted ones are cleared.
+
+        Messages already received under the old filter are kept; the
+        manifest records each filter with the time span it was in use.
+        """
+        unknown = set(params) - set(_FILTER_KEYS)
+        if unknown:
+            raise ConfigError(f"set_filter() got unknown parameter(s): {', '.join(sorted(unknown))}")
+        new_filter = {k: params.get(k) for k in _FILTER_KEYS}
+        new_filter["stall_warnings"] = bool(new_filter["stall_warnings"])
+        params_checked = self._check_filter(new_filter, sample=False)
+        with self._lock:
+            if not self.running:
+                raise StreamkitError("the capture is not running; start a new one with collect()")
+            old = self._stream
+            self._filter = new_filter
+            self._params = params_checked
+            self.sample = False
+            self._switching = True
+        try:
+            old.disconnect()
+            self._absorb_stream_stats(old)
+            with self._lock:
+                assert self._ds is not None
+                self._ds.record_filter(self._manifest_filter())
+                self._stream = self._new_stream()
+                if not self._stop_requested.is_set():
+                    self._start_stream()
+        finally:
+            self._switching = False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop streaming, commit everything received, and return.
+
+        Safe to call more than once and from any thread but the writer.
+        """
+        if not self._started:
+            return
+        self._stop_requested.set()
+        with self._lock:
+            if self._stats.state not in ("stopped", "failed"):
+                self._stats.state = "stopping"
+        self._stream.disconnect()
+        if self._writer is not None and self._writer is not threading.current_thread():
+            self._writer.join(timeout)
+            if self._writer.is_alive():
+                log.error("the writer did not finish within %.0f s; data stays in the WAL for recovery", timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the capture has stopped; True if it has."""
+        return self._done.wait(timeout)
+
+    def wait_for(self, *, stored: int | None = None, received: int | None = None, timeout: float = 60.0) -> bool:
+        """Block until at least ``stored`` tweets are committed (or ``received`` messages logged).
+
+        Returns False on timeout or when the capture stopped first.
+
+        Examples
+        --------
+        >>> # c.wait_for(stored=1000, timeout=120)
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                s = self._stats
+                ok = (stored is None or s.stored >= stored) and (received is None or s.received >= received)
+            if ok:
+                return True
+            if self._done.wait(0.02):
+                with self._lock:
+                    s = self._stats
+                    return (stored is None or s.stored >= stored) and (received is None or s.received >= received)
+        return False
+
+    @property
+    def exception(self) -> BaseException | None:
+        """What ended the capture, if it did not end by request."""
+        return self._stream.exception
+
+    def __enter__(self) -> Collector:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"<Collector {s.state} path={str(self.path)!r} filter={self.filter!r} "
+            f"received={s.received:,} stored={s.stored:,} duplicates={s.duplicates:,}>"
+        )
+
+    def _repr_html_(self) -> str:
+        import html
+
+        s = self.stats
+        rows = [
+            ("state", s.detail or s.state),
+            ("filter", self.filter),
+            ("path", str(self.path)),
+            ("received", f"{s.received:,}"),
+            ("stored", f"{s.stored:,}"),
+            ("duplicates", f"{s.duplicates:,}"),
+            ("deletes", f"{s.deletes:,}"),
+            ("withheld (limit notices)", f"{s.withheld:,}"),
+            ("reconnects", s.reconnects),
+            ("rate", f"{s.rate:,.0f}/s"),
+            ("last error", s.last_error or ""),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        return f"<div><b>streamkit Collector</b><table>{body}</table></div>"
+
+    # -- internals -------------------------------------------------------------------------
+    def _check_filter(self, f: dict[str, Any], sample: bool | None = None) -> dict[str, str]:
+        if self.sample if sample is None else sample:
+            return {"delimited": "length"}
+        kwargs = {k: f[k] for k in _FILTER_KEYS}
+        kwargs["stall_warnings"] = bool(kwargs["stall_warnings"])
+        return build_filter_params(**kwargs)
+
+    def _manifest_filter(self) -> dict[str, Any]:
+        if self.sample:
+            return {"endpoint": "statuses/sample"}
+        out: dict[str, Any] = {"endpoint": "statuses/filter"}
+        for k, v in self._filter.items():
+            if v is None or v is False:
+                continue
+            out[k] = [v] if isinstance(v, str) else (list(v) if not isinstance(v, (bool, int, float)) else v)
+        return out
+
+    def _source(self) -> dict[str, Any]:
+        return {"kind": "twitter-v1.1", "base_url": self.base_url}
+
+    def _new_stream(self) -> Stream:
+        return Stream(self.auth, BufferingListener(self), base_url=self.base_url, **self._stream_options)
+
+    def _start_stream(self) -> None:
+        f = {k: v for k, v in self._filter.items()}
+        if self.sample:
+            self._stream.sample(is_async=True, languages=f["languages"], stall_warnings=f["stall_warnings"])
+        else:
+            self._stream.filter(is_async=True, **f)
+
+    def _absorb_stream_stats(self, old: Stream) -> None:
+        st = old.stats
+        c = self._closed_stream_stats
+        with self._lock:
+            c["reconnects"] += st.reconnects + (1 if c["connects"] and st.connects else 0)
+            c["connects"] += st.connects
+            c["stalls"] += st.stalls
+            c["http_errors"] += st.http_errors
+            c["bytes"] += st.bytes
+            c["errors"] = c.get("errors", 0) + st.network_errors + st.http_errors
+            for k, v in st.rejected.items():
+                self._rejected_stream[k] = self._rejected_stream.get(k, 0) + v
+
+    def _note_error(self, text: str) -> None:
+        with self._lock:
+            self._stats.last_error = text
+            self._stats.errors += 1
+            self._last_error_time = time.time()
+        log.error("%s", text)
+
+    def _on_messages(self, messages: list[bytes]) -> None:
+        """Dispatch thread: WAL first, then the writer's queue."""
+        wal = self._wal
+        assert wal is not None
+        now_us = time.time_ns() // 1000
+        first, last = wal.append(messages, now_us)
+        nbytes = sum(map(len, messages))
+        with self._lock:
+            self._stats.received += len(messages)
+        self._pending.put(first, last, messages, now_us, nbytes)
+        wal.maybe_sync()
+
+    # The writer thread --------------------------------------------------------------------
+    def _writer_loop(self) -> None:
+        wal, ds = self._wal, self._ds
+        assert wal is not None and ds is not None
+        try:
+            with self._lock:
+                self._stats.state = "recovering"
+            recovered = ds.recover(wal)
+            for result in recovered:
+                self._count_commit(result, None)
+            ds.record_filter(self._manifest_filter())
+            with self._lock:
+                self._stats.state = "connecting"
+                if not self._stop_requested.is_set():
+                    self._start_stream()
+            self._write_until_stopped(wal, ds)
+        except BaseException as exc:  # a writer failure must be seen, not lost with the thread
+            log.exception("the writer failed")
+            self._note_error(f"writer failed: {exc}")
+            with self._lock:
+                self._stats.state = "failed"
+                self._stats.detail = f"failed: {exc}"
+            self._stream.disconnect()
+        finally:
+            self._finish(wal, ds)
+
+    def _write_until_stopped(self, wal: WriteAheadLog, ds: DatasetWriter) -> None:
+        batch: list[schema.DecodedBatch] = []
+        span: list[int] = []  # first and last WAL seq of the uncommitted batch
+        rows = 0
+        since = time.monotonic()
+        tick = min(0.2, self.flush_seconds / 2)
+        deadline = None if self.duration is None else time.monotonic() + self.duration
+        while True:
+            stream = self._stream
+            stream_done = (
+                not self._switching
+                and not stream.running
+                and (stream.thread is None or not stream.thread.is_alive())
+            )
+            items = self._pending.take()
+            for first, last, messages, received_us in items:
+                if messages is None:
+                    records = list(wal.read(first, last))
+                    messages = [r[2] for r in records]
+                    received = [r[1] for r in records]
+                else:
+                    received = [received_us] * len(messages)
+                decoded = schema.decode_batch(messages, received_at_us=received, keep_raw=self.keep_raw)
+                if not span:
+                    span = [first, last]
+                    since = time.monotonic()
+                span[1] = last
+                batch.append(decoded)
+                rows += len(messages)
+                self._update_view(decoded)
+            wal.maybe_sync()
+            self._update_rate()
+            stopping = self._stop_requested.is_set() or stream_done
+            if batch and (rows >= self.flush_rows or time.monotonic() - since >= self.flush_seconds or stopping):
+                self._commit(ds, wal, span[0], span[1], batch)
+                batch, span, rows = [], [], 0
+            limit_hit = self.max_tweets is not None and self._stats.stored >= self.max_tweets
+            timed_out = deadline is not None and time.monotonic() >= deadline
+            if (limit_hit or timed_out) and not self._stop_requested.is_set():
+                log.info("capture limit reached; stopping")
+                self._stop_requested.set()
+                self._stream.disconnect()
+                continue
+            # stream_done was read before take(): nothing can have arrived since.
+            if stream_done and not items and not batch:
+                break
+            if not items:
+                self._stop_requested.wait(tick)
+
+    def _commit(
+        self, ds: DatasetWriter, wal: WriteAheadLog, first: int, last: int, batch: list[schema.DecodedBatch]
+    ) -> None:
+        decoded = _concat(batch)
+        attempt = 0
+        while True:
+            try:
+                result = ds.commit_decoded(first, last, decoded)
+                break
+            except SinkError as exc:
+                attempt += 1
+                self._note_error(f"write failed (attempt {attempt}): {exc}; the data is safe in the WAL, retrying")
+                with self._lock:
+                    self._stats.detail = f"write error, retrying: {exc}"
+                if attempt >= 5 or self._stop_requested.wait(min(2.0 * attempt, 10.0)):
+                    raise
+        self._count_commit(result, decoded.events)
+        wal.release(ds.committed_seq)
+
+    def _count_commit(self, result: Any, events: pa.Table | None) -> None:
+        deletes, limits = _notice_counts(events)
+        with self._lock:
+            s = self._stats
+            s.stored += result.tweets
+            s.duplicates += result.duplicates
+            s.events += result.events
+            for k, v in result.rejected.items():
+                s.rejected[k] = s.rejected.get(k, 0) + v
+            s.deletes += deletes
+            s.limit_notices += len(limits)
+            for value in limits:
+                # A limit notice carries a running total per connection: add the increase.
+                s.withheld += value - self._last_limit if value >= self._last_limit else value
+                self._last_limit = value
+            s.last_flush = time.time()
+            s.pending = max(0, s.received - (s.stored + s.duplicates + s.events + sum(s.rejected.values())))
+        if self._progress is not None:
+            self._progress.update(result.tweets)
+            self._progress.set_postfix_str(self.stats.detail or self.stats.state, refresh=False)
+
+    def _update_view(self, decoded: schema.DecodedBatch) -> None:
+        if self.view_rows == 0 or decoded.tweets.num_rows == 0:
+            return
+        new = decoded.tweets.drop_columns(["raw"])
+        ring = new if self._ring is None else pa.concat_tables([self._ring, new])
+        if ring.num_rows > self.view_rows:
+            ring = ring.slice(ring.num_rows - self.view_rows)
+        if ring.num_rows < self.view_rows * 4 and len(ring.columns[0].chunks) > 64:
+            ring = ring.combine_chunks()
+        with self._lock:
+            self._ring = ring
+            self._ring_version += 1
+
+    def _update_rate(self) -> None:
+        now = time.monotonic()
+        received = self._stats.received
+        self._rates.append((now, received))
+        while len(self._rates) > 2 and now - self._rates[0][0] > 10:
+            self._rates.popleft()
+        t0, r0 = self._rates[0]
+        with self._lock:
+            self._stats.rate = (received - r0) / (now - t0) if now > t0 else 0.0
+
+    def _finish(self, wal: WriteAheadLog, ds: DatasetWriter) -> None:
+        try:
+            self._stream.disconnect()
+            ds.close_filter()
+        except Exception as exc:
+            self._note_error(f"could not close the dataset cleanly: {exc}")
+        finally:
+            wal.close()
+            with self._lock:
+                exc = self._stream.exception
+                if self._stats.state != "failed":
+                    if exc is not None and not self._stop_requested.is_set():
+                        self._stats.state = "failed"
+                        self._stats.detail = f"failed: {exc}"
+                    else:
+                        self._stats.state = "stopped"
+                        self._stats.detail = "stopped"
+                if exc is not None and not self._stats.last_error:
+                    self._stats.last_error = str(exc)
+                self._stats.rate = 0.0
+            if self._progress is not None:
+                self._progress.set_postfix_str(self._stats.detail, refresh=False)
+                self._progress.close()
+            self._done.set()
+
+
+def _concat(batches: list[schema.DecodedBatch]) -> schema.DecodedBatch:
+    if len(batches) == 1:
+        return batches[0]
+    rejected: dict[str, int] = {}
+    for b in batches:
+        for k, v in b.rejected.items():
+            rejected[k] = rejected.get(k, 0) + v
+    return schema.DecodedBatch(
+        tweets=pa.concat_tables([b.tweets for b in batches]),
+        events=pa.concat_tables([b.events for b in batches]),
+        rejected=rejected,
+        tweet_index=None,  # positions within one batch; meaningless once concatenated
+    )
+
+
+def _notice_counts(events: pa.Table | None) -> tuple[int, list[int]]:
+    """Delete notices, and the ``track`` values of limit notices, in an events table."""
+    if events is None or events.num_rows == 0:
+        return 0, []
+    kinds = events.column("event_type").to_pylist()
+    tracks = events.column("limit_track").to_pylist()
+    deletes = sum(1 for k in kinds if k == "delete")
+    limits = [int(t) for k, t in zip(kinds, tracks) if k == "limit" and t is not None]
+    return deletes, limits
+
+
+def _default_progress() -> bool:
+    """A progress bar in a terminal; none in a notebook (the panel takes over) or a pipe."""
+    if "ipykernel" in sys.modules:
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def collect(
+    *,
+    track: Iterable[str] | str | None = None,
+    follow: Iterable[int | str] | None = None,
+    locations: Sequence[float] | None = None,
+    languages: Iterable[str] | str | None = None,
+    auth: AuthHandler | None = None,
+    path: str | Path | None = None,
+    base_url: str | None = None,
+    flush_rows: int = 50_000,
+    flush_seconds: float = 5.0,
+    view_rows: int = 1_000,
+    keep_raw: bool = True,
+    progress: bool | None = None,
+    **options: Any,
+) -> Collector:
+    """Start a capture on background threads and return its :class:`Collector` at once.
+
+    Parameters
+    ----------
+    track, follow, locations, languages
+        The filter, as for :meth:`Stream.filter`. With ``sample=True``
+        (and no filter) the sample stream is captured instead.
+    auth : AuthHandler, optional
+        Credentials; by default from the ``STREAMKIT_*`` environment variables.
+    path : str or Path, optional
+        Dataset folder; by default ``data/<name from the filter>``.
+    base_url : str, optional
+        Streaming endpoint (e.g. a local ``streamkit.testing.StreamServer``).
+    flush_rows, flush_seconds
+        Commit a Parquet part file after this many messages or seconds.
+    view_rows : int
+        Rows kept for the live ``Collector.df``.
+    keep_raw : bool
+        Store each message as received in the ``raw`` column.
+    progress : bool, optional
+        A tqdm progress bar; by default on in a terminal, off in a notebook.
+    **options
+        ``max_tweets``, ``duration`` (seconds), ``filter_level``,
+        ``stall_warnings``, ``sample``, WAL group settings, and every
+        :class:`Stream` option (``timeout``, ``retry_time``, ``snooze_time``, ...).
+
+    Returns
+    -------
+    Collector
+        Already running.
+    """
+    collector = Collector(
+        track=track,
+        follow=follow,
+        locations=locations,
+        languages=languages,
+        auth=auth,
+        path=path,
+        base_url=base_url,
+        flush_rows=flush_rows,
+        flush_seconds=flush_seconds,
+        view_rows=view_rows,
+        keep_raw=keep_raw,
+        progress=progress,
+        **options,
+    )
+    return collector.start()

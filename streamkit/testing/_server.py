@@ -1,0 +1,497 @@
+"""A real Twitter v1.1 streaming server on 127.0.0.1, with fault injection.
+
+It speaks HTTP/1.1 on a plain socket (one thread per connection, named
+``streamkit-testing-*``), verifies OAuth 1.0a signatures, validates filter
+parameters as Twitter did, and streams generated statuses that match the
+filter, interleaved with notices and keep-alives, in newline or
+``delimited=length`` framing, inside ``Transfer-Encoding: chunked``.
+
+Endpoints: ``POST /1.1/statuses/filter.json`` (form body and/or query string)
+and ``GET /1.1/statuses/sample.json``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import selectors
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from ._faults import Fault
+from ._generate import TWEPOCH_MS, generate_statuses
+from ._httpd import BadRequest, Request, error_response, read_request, request_params, verify_auth
+from ._match import ParamError, StreamFilter
+from ._render import Template, TemplatePool, make_template
+from ._session import Session
+
+__all__ = ["FILTER_PATH", "SAMPLE_PATH", "TEST_CREDENTIALS", "RequestRecord", "StreamServer"]
+
+log = logging.getLogger("streamkit.testing")
+
+FILTER_PATH = "/1.1/statuses/filter.json"
+SAMPLE_PATH = "/1.1/statuses/sample.json"
+_ENDPOINTS = {FILTER_PATH: ("filter", "POST"), SAMPLE_PATH: ("sample", "GET")}
+
+#: Obviously fake credentials the server accepts by default.
+TEST_CREDENTIALS: Mapping[str, str] = MappingProxyType({
+    "consumer_key": "test-consumer-key",
+    "consumer_secret": "test-consumer-secret-not-a-real-secret",
+    "access_token": "1234567890-test-access-token",
+    "access_token_secret": "test-access-token-secret-not-a-real-secret",
+    "bearer_token": "AAAA-test-bearer-token-not-a-real-token",
+})
+
+
+class RequestRecord(NamedTuple):
+    """One request the server answered (``time`` is ``time.monotonic()``)."""
+
+    time: float
+    method: str
+    path: str
+    params: dict[str, list[str]]
+    status: int
+
+
+class _IdClock:
+    """Snowflake ids from the wall clock: unique, increasing, at most 4096 per ms."""
+
+    def __init__(self, worker: int) -> None:
+        self._lock = threading.Lock()
+        self._ms = 0
+        self._seq = 0
+        self._worker = (worker & 0x3FF) << 12
+
+    def take(self, n: int) -> list[int]:
+        out: list[int] = []
+        with self._lock:
+            now = int(time.time() * 1000)
+            if now > self._ms:
+                self._ms, self._seq = now, 0
+            while n > 0:
+                if self._seq >= 4096:  # ran ahead of the clock: borrow the next ms
+                    self._ms += 1
+                    self._seq = 0
+                k = min(n, 4096 - self._seq)
+                base = ((self._ms - TWEPOCH_MS) << 22) | self._worker
+                out.extend(range(base | self._seq, (base | self._seq) + k))
+                self._seq += k
+                n -= k
+        return out
+
+
+class StreamServer:
+    """A local Twitter v1.1 streaming endpoint for tests, demos and benchmarks.
+
+    Parameters
+    ----------
+    host : str, default "127.0.0.1"
+        Loopback only: the server is for tests on this machine.
+    port : int, default 0
+        0 picks a free port; read it back from :attr:`url`.
+    rate : float or None
+        Statuses per second per connection; ``None`` sends as fast as the client reads.
+    statuses : int or None
+        Statuses to send completely over the server's lifetime, across connections;
+        ``None`` is endless.  Afterwards connections get keep-alives only.
+    keepalive_interval : float, default 30.0
+        Seconds of silence after which a ``\\r\\n`` keep-alive is sent.
+    notices : float, default 0.02
+        Share of messages that are notices (delete, limit, scrub_geo, withheld, warning).
+    seed : int, default 0
+        Seeds the generated content.
+    faults : iterable of Fault, optional
+        Consumed one per connection attempt, in order (see :class:`Fault`).
+    credentials : mapping, default TEST_CREDENTIALS
+        consumer_key/consumer_secret/access_token/access_token_secret (and bearer_token).
+    check_auth : bool, default True
+        Verify the OAuth 1.0a signature (or bearer token); ``False`` accepts anything.
+    chunk_bytes : int, default 16384
+        HTTP chunk size; chunk borders do not follow message borders.
+    match_fraction : float, default 0.9
+        Share of generated statuses built to match a filter; the rest is dropped.
+    record_payloads : bool, default False
+        Keep the exact JSON bytes of every sent status in :attr:`sent_payloads`.
+    pool_size : int, default 2000
+        Statuses generated and pre-rendered per distinct filter.
+
+    Examples
+    --------
+    >>> import requests
+    >>> with StreamServer(statuses=3, check_auth=False, seed=1) as server:
+    ...     with requests.get(server.url + "/1.1/statuses/sample.json", stream=True) as r:
+    ...         lines = r.iter_lines()
+    ...         first = next(line for line in lines if line.startswith(b'{"created_at"'))
+    ...     server.wait_sent(3, timeout=5)
+    True
+    >>> len(server.sent), r.status_code
+    (3, 200)
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, rate: float | None = None,
+                 statuses: int | None = None, keepalive_interval: float = 30.0,
+                 notices: float = 0.02, seed: int = 0, faults: Any = None,
+                 credentials: Mapping[str, str] = TEST_CREDENTIALS, check_auth: bool = True,
+                 chunk_bytes: int = 16384, match_fraction: float = 0.9,
+                 record_payloads: bool = False, pool_size: int = 2000) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be > 0 or None, got {rate}")
+        if statuses is not None and statuses < 0:
+            raise ValueError(f"statuses must be >= 0 or None, got {statuses}")
+        if keepalive_interval <= 0:
+            raise ValueError(f"keepalive_interval must be > 0, got {keepalive_interval}")
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+        if not 0.0 <= notices <= 0.5:
+            raise ValueError(f"notices must be in [0, 0.5], got {notices}")
+        if not 0.0 <= match_fraction <= 1.0:
+            raise ValueError(f"match_fraction must be in [0, 1], got {match_fraction}")
+        missing = {"consumer_key", "consumer_secret", "access_token",
+                   "access_token_secret"} - set(credentials)
+        if check_auth and missing:
+            raise ValueError(f"credentials lack {sorted(missing)}")
+        self.host = host
+        self.rate = rate
+        self.statuses = statuses
+        self.keepalive_interval = keepalive_interval
+        self.notices = notices
+        self.seed = seed
+        self.check_auth = check_auth
+        self.chunk_bytes = chunk_bytes
+        self.match_fraction = match_fraction
+        self.record_payloads = record_payloads
+        self.pool_size = pool_size
+        self._credentials = dict(credentials)
+        self._requested_port = port
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._stop_event = threading.Event()
+        self._faults: collections.deque[Fault] = collections.deque(faults or ())
+        self._sent: list[int] = []
+        self._payloads: dict[int, bytes] = {}
+        self._notices: list[dict[str, Any]] = []
+        self._requests: list[RequestRecord] = []
+        self._faults_injected: collections.Counter[str] = collections.Counter()
+        self._dropped = 0
+        self._budget = statuses
+        self._recent: list[tuple[int, int]] = []
+        self._recent_pos = 0
+        self._ids = _IdClock(worker=zlib.crc32(str(seed).encode()) & 0x3FF)
+        self._pools: dict[Any, TemplatePool] = {}
+        self._pool_lock = threading.Lock()
+        self._fallback: Template | None = None
+        self._listener: socket.socket | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._conns: dict[threading.Thread, socket.socket] = {}
+        self._conn_count = 0
+        self.port = 0
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<StreamServer {state} url={self.url!r} sent={len(self._sent)}>"
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._accept_thread is not None and not self._stop_event.is_set()
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` -- the ``base_url`` to give a client."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> StreamServer:
+        """Bind and start accepting connections on a background thread."""
+        if self._accept_thread is not None:
+            raise RuntimeError("StreamServer.start() called twice; make a new server")
+        listener = socket.create_server((self.host, self._requested_port), backlog=128)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
+                                               name=f"streamkit-testing-accept-{self.port}")
+        self._accept_thread.start()
+        log.debug("test stream server listening on %s", self.url)
+        return self
+
+    def stop(self, timeout: float = 0.9) -> None:
+        """Stop accepting, close every client connection and join every thread.
+
+        Returns within about *timeout* seconds even with clients that stopped reading.
+        """
+        if self._accept_thread is None or self._stop_event.is_set():
+            return
+        deadline = time.monotonic() + timeout
+        self._stop_event.set()
+        with self._lock:
+            self._cond.notify_all()
+            conns = list(self._conns.items())
+            for _thread, sock in conns:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        assert self._wake_w is not None
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        self._accept_thread.join(max(0.0, deadline - time.monotonic()))
+        for thread, _sock in conns:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            late = list(self._conns.items())
+        for thread, _sock in late:  # accepted while stopping
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+        log.debug("test stream server on %s stopped", self.url)
+
+    def __enter__(self) -> StreamServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`stop` is called from another thread or Ctrl-C."""
+        if self._accept_thread is None:
+            self.start()
+        try:
+            while not self._stop_event.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    # -- observations (thread-safe copies) --------------------------------------------------
+    @property
+    def sent(self) -> list[int]:
+        """Ids of statuses completely handed to a socket, in order."""
+        with self._lock:
+            return list(self._sent)
+
+    @property
+    def sent_payloads(self) -> dict[int, bytes]:
+        """id -> exact JSON bytes sent (only with ``record_payloads=True``)."""
+        with self._lock:
+            return dict(self._payloads)
+
+    @property
+    def sent_notices(self) -> list[dict[str, Any]]:
+        """Notices completely sent (delete, limit, ..., disconnect), decoded."""
+        with self._lock:
+            return list(self._notices)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request answered, in order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def faults_injected(self) -> collections.Counter[str]:
+        """How many faults of each kind were actually injected."""
+        with self._lock:
+            return collections.Counter(self._faults_injected)
+
+    @property
+    def dropped(self) -> int:
+        """Generated statuses skipped because they did not match the connection's filter."""
+        with self._lock:
+            return self._dropped
+
+    @property
+    def pending_faults(self) -> list[Fault]:
+        """Faults not consumed yet."""
+        with self._lock:
+            return list(self._faults)
+
+    def add_faults(self, *faults: Fault) -> None:
+        """Queue more faults for the next connection attempts."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def wait_sent(self, n: int, timeout: float | None = None) -> bool:
+        """Block until at least *n* statuses were sent completely; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: len(self._sent) >= n or self._stop_event.is_set(), timeout
+            ) and len(self._sent) >= n
+
+    # -- used by sessions -----------------------------------------------------------------
+    def _reserve(self, n: int) -> int:
+        if self._budget is None:
+            return n
+        with self._lock:
+            k = min(n, self._budget)
+            self._budget -= k
+            return k
+
+    def _refund(self, n: int) -> None:
+        if self._budget is not None:
+            with self._lock:
+                self._budget += n
+
+    def _commit(self, ids: list[int], uids: list[int], bodies: list[bytes] | None,
+                notices: list[dict[str, Any]], dropped: int) -> None:
+        with self._cond:
+            self._sent.extend(ids)
+            if bodies is not None:
+                self._payloads.update(zip(ids, bodies))
+            self._notices.extend(notices)
+            self._dropped += dropped
+            for pair in zip(ids[-64:], uids[-64:]):
+                if len(self._recent) < 4096:
+                    self._recent.append(pair)
+                else:
+                    self._recent[self._recent_pos] = pair
+                    self._recent_pos = (self._recent_pos + 1) % 4096
+            if ids:
+                self._cond.notify_all()
+
+    def _recent_pick(self, rng: random.Random) -> tuple[int, int] | None:
+        with self._lock:
+            return rng.choice(self._recent) if self._recent else None
+
+    def _note_fault(self, fault: Fault, conn_index: int) -> None:
+        with self._lock:
+            self._faults_injected[fault.kind] += 1
+        log.debug("connection %d: injecting %r", conn_index, fault)
+
+    def _pool_for(self, flt: StreamFilter) -> TemplatePool:
+        key = flt.key()
+        with self._pool_lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                seed = self.seed ^ zlib.crc32(repr(key).encode())
+                pool = TemplatePool.build(flt, seed=seed, size=self.pool_size,
+                                          match_fraction=self.match_fraction)
+                self._pools[key] = pool
+            return pool
+
+    def _fallback_template(self) -> Template:
+        if self._fallback is None:
+            self._fallback = make_template(generate_statuses(1, seed=self.seed)[0])
+        return self._fallback
+
+    # -- connections ---------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        assert self._listener is not None and self._wake_r is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._listener, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stop_event.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is not self._listener or self._stop_event.is_set():
+                        continue
+                    try:
+                        sock, _addr = self._listener.accept()
+                    except OSError:
+                        continue
+                    self._spawn(sock)
+
+    def _spawn(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            if self._stop_event.is_set():
+                sock.close()
+                return
+            self._conn_count += 1
+            index = self._conn_count
+            thread = threading.Thread(target=self._serve_connection, args=(sock, index),
+                                      daemon=True, name=f"streamkit-testing-conn-{index}")
+            self._conns[thread] = sock
+        thread.start()
+
+    def _serve_connection(self, sock: socket.socket, index: int) -> None:
+        try:
+            sock.settimeout(30.0)
+            self._handle(sock, index)
+        except OSError as exc:
+            log.debug("connection %d ended: %s", index, exc)
+        except Exception:  # a server bug must not pass silently, nor kill the process
+            log.exception("connection %d: unexpected error in the test server", index)
+        finally:
+            with self._lock:
+                self._conns.pop(threading.current_thread(), None)
+                sock.close()
+
+    def _record(self, req: Request | None, params: dict[str, list[str]], status: int) -> None:
+        rec = RequestRecord(req.received if req else time.monotonic(),
+                            req.method if req else "", req.path if req else "", params, status)
+        with self._lock:
+            self._requests.append(rec)
+
+    def _answer(self, sock: socket.socket, req: Request | None, params: dict[str, list[str]],
+                status: int, message: str | None = None,
+                headers: Mapping[str, str] | None = None) -> None:
+        self._record(req, params, status)
+        sock.sendall(error_response(status, message, headers))
+
+    def _handle(self, sock: socket.socket, index: int) -> None:
+        try:
+            req = read_request(sock)
+        except BadRequest as exc:
+            self._answer(sock, None, {}, exc.status, exc.message)
+            return
+        if req is None:
+            return
+        params = request_params(req)
+        endpoint = _ENDPOINTS.get(req.path)
+        if endpoint is None:
+            self._answer(sock, req, params, 404)
+            return
+        name, method = endpoint
+        if req.method != method:
+            self._answer(sock, req, params, 405, f"{req.path} takes {method}, not {req.method}.",
+                         {"allow": method})
+            return
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+        if fault is not None and fault.kind == "http":
+            assert fault.code is not None
+            self._note_fault(fault, index)
+            headers = {}
+            if fault.retry_after is not None:
+                headers["retry-after"] = f"{fault.retry_after:g}"
+            self._answer(sock, req, params, fault.code, headers=headers)
+            return
+        try:
+            if self.check_auth:
+                why = verify_auth(req, self._credentials)
+                if why is not None:
+                    log.debug("connection %d: 401 (%s)", index, why)
+                    self._answer(sock, req, params, 401)
+                    raise _Refused
+            try:
+                flt = StreamFilter.from_params(params, sample=name == "sample")
+            except ParamError as exc:
+                self._answer(sock, req, params, exc.status, exc.message)
+                raise _Refused from None
+        except _Refused:
+            if fault is not None:  # the stream never started: keep the fault for the next one
+                with self._lock:
+                    self._faults.appendleft(fault)
+            return
+        self._record(req, params, 200)
+        sock.settimeout(None)
+        delimited = (params.get("delimited") or [""])[-1] == "length"
+        stall_warnings = (params.get("stall_warnings") or [""])[-1].lower() in ("true", "1", "t")
+        Session(self, sock, flt, endpoint=name, delimited=delimited,
+                stall_warnings=stall_warnings, fault=fault, conn_index=index).run()
+
+
+class _Refused(Exception):
+    """Internal: the request was answered with an error."""
