@@ -15,7 +15,8 @@ kind            what the connection does
 ``none``        nothing unusual: a normal connection (to space faults out)
 ``http``        answers ``code`` with a Twitter-like JSON error body, closes
 ``cut``         sends ``after`` statuses, half of the next message, then closes
-                the TCP connection without the terminating chunk
+                the TCP connection without the terminating chunk; the cut
+                falls inside an HTTP chunk or between two, at random
 ``stall``       after ``after`` statuses sends nothing (no keep-alives) for
                 ``seconds``, then closes without the terminating chunk
 ``garbage``     after ``after`` statuses sends one bad message, then goes on:
@@ -29,7 +30,9 @@ kind            what the connection does
 ==============  ===============================================================
 
 The status cut by ``cut`` and the statuses carried by ``garbage`` messages
-have fresh ids that are never sent again and are not in ``server.sent``.
+have fresh ids that are never sent again and are not in ``server.sent``.  A
+fault whose ``after`` is never reached (the server's ``statuses`` budget ran
+out first) is never injected.
 """
 
 from __future__ import annotations

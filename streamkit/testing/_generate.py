@@ -224,22 +224,24 @@ class _Generator:
 
     def _place(self, point: tuple[float, float] | None = None) -> dict[str, Any]:
         rng = self.rng
+        known: tuple[Any, ...] | None
         if point is None:
-            pid, ptype, name, full, cc, country, box = rng.choice(C.PLACES)
+            known = rng.choice(C.PLACES)
         else:
             lon, lat = point
-            for pid, ptype, name, full, cc, country, box in C.PLACES:
-                if box[0] <= lon <= box[2] and box[1] <= lat <= box[3]:
-                    break
-            else:
-                d = rng.uniform(0.02, 0.15)
-                box = (max(-180.0, lon - d), max(-90.0, lat - d), min(180.0, lon + d), min(90.0, lat + d))
-                box = tuple(round(v, 6) for v in box)  # type: ignore[assignment]
-                name = rng.choice(C.TOWN_NAMES)
-                # Borrow the country of the nearest known city: rough, but never empty.
-                near = min(C.PLACES, key=lambda p: (p[6][0] - lon) ** 2 + (p[6][1] - lat) ** 2)
-                pid, ptype, cc, country = f"{rng.getrandbits(64):016x}", "city", near[4], near[5]
-                full = f"{name}, {cc}"
+            known = next((p for p in C.PLACES
+                          if p[6][0] <= lon <= p[6][2] and p[6][1] <= lat <= p[6][3]), None)
+        if known is not None:
+            pid, ptype, name, full, cc, country, box = known
+        else:
+            d = rng.uniform(0.02, 0.15)
+            box = (max(-180.0, lon - d), max(-90.0, lat - d), min(180.0, lon + d), min(90.0, lat + d))
+            box = tuple(round(v, 6) for v in box)  # type: ignore[assignment]
+            name = rng.choice(C.TOWN_NAMES)
+            # Borrow the country of the nearest known city: rough, but never empty.
+            near = min(C.PLACES, key=lambda p: (p[6][0] - lon) ** 2 + (p[6][1] - lat) ** 2)
+            pid, ptype, cc, country = f"{rng.getrandbits(64):016x}", "city", near[4], near[5]
+            full = f"{name}, {cc}"
         w, s, e, n = box
         return {
             "id": pid, "url": f"https://api.twitter.com/1.1/geo/id/{pid}.json",

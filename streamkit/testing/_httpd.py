@@ -12,8 +12,8 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from email.utils import formatdate
+from typing import NamedTuple
 from urllib.parse import parse_qs
 
 from oauthlib.oauth1.rfc5849 import signature, utils

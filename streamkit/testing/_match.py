@@ -244,7 +244,7 @@ def _matches_follow(status: Mapping[str, Any], follow: frozenset[int]) -> bool:
     if user.get("id") in follow or status.get("in_reply_to_user_id") in follow:
         return True
     rt = status.get("retweeted_status")
-    return bool(rt) and (rt.get("user") or {}).get("id") in follow
+    return rt is not None and (rt.get("user") or {}).get("id") in follow
 
 
 def _matches_locations(status: Mapping[str, Any], boxes: Any) -> bool:

@@ -252,9 +252,9 @@ class StreamServer:
             late = list(self._conns.items())
         for thread, _sock in late:  # accepted while stopping
             thread.join(max(0.0, deadline - time.monotonic()))
-        for sock in (self._listener, self._wake_r, self._wake_w):
-            if sock is not None:
-                sock.close()
+        for owned in (self._listener, self._wake_r, self._wake_w):
+            if owned is not None:
+                owned.close()
         log.debug("test stream server on %s stopped", self.url)
 
     def __enter__(self) -> StreamServer:
@@ -349,10 +349,10 @@ class StreamServer:
         with self._cond:
             self._sent.extend(ids)
             if bodies is not None:
-                self._payloads.update(zip(ids, bodies))
+                self._payloads.update(zip(ids, bodies, strict=True))
             self._notices.extend(notices)
             self._dropped += dropped
-            for pair in zip(ids[-64:], uids[-64:]):
+            for pair in zip(ids[-64:], uids[-64:], strict=True):
                 if len(self._recent) < 4096:
                     self._recent.append(pair)
                 else:
@@ -468,22 +468,21 @@ class StreamServer:
                 headers["retry-after"] = f"{fault.retry_after:g}"
             self._answer(sock, req, params, fault.code, headers=headers)
             return
-        try:
-            if self.check_auth:
-                why = verify_auth(req, self._credentials)
-                if why is not None:
-                    log.debug("connection %d: 401 (%s)", index, why)
-                    self._answer(sock, req, params, 401)
-                    raise _Refused
+        refused: tuple[int, str | None] | None = None
+        why = verify_auth(req, self._credentials) if self.check_auth else None
+        if why is not None:
+            log.debug("connection %d: 401 (%s)", index, why)
+            refused = (401, None)
+        else:
             try:
                 flt = StreamFilter.from_params(params, sample=name == "sample")
             except ParamError as exc:
-                self._answer(sock, req, params, exc.status, exc.message)
-                raise _Refused from None
-        except _Refused:
+                refused = (exc.status, exc.message)
+        if refused is not None:
             if fault is not None:  # the stream never started: keep the fault for the next one
                 with self._lock:
                     self._faults.appendleft(fault)
+            self._answer(sock, req, params, *refused)
             return
         self._record(req, params, 200)
         sock.settimeout(None)
@@ -492,6 +491,3 @@ class StreamServer:
         Session(self, sock, flt, endpoint=name, delimited=delimited,
                 stall_warnings=stall_warnings, fault=fault, conn_index=index).run()
 
-
-class _Refused(Exception):
-    """Internal: the request was answered with an error."""

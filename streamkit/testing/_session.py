@@ -278,7 +278,11 @@ class Session:
         kind = fault.kind
         if kind == "cut":
             msg = self._frame(self._fresh_body())
-            self._send_framed(msg[: len(msg) // 2])
+            half = msg[: len(msg) // 2]
+            if self.rng.random() < 0.5:  # the cut falls inside a chunk (IncompleteRead)
+                self._send_counted(b"%x\r\n%b" % (len(msg), half))
+            else:  # ... or between chunks, the half message in a chunk of its own
+                self._send_framed(half)
             return True
         if kind == "stall":
             self._idle_until(time.monotonic() + fault.seconds, sel)
