@@ -41,6 +41,7 @@ from typing import Any
 import msgspec
 
 from ._exceptions import ProtocolError
+from ._schema_events import message_kind
 from .models import Model, Status
 
 __all__ = ["FATAL_STATUS_CODES", "MessageError", "StreamListener"]
@@ -63,33 +64,6 @@ class MessageError(ProtocolError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def classify(data: dict[str, Any]) -> str:
-    """The kind of a decoded v1.1 message, as Tweepy 3.x dispatches it.
-
-    Examples
-    --------
-    >>> classify({"delete": {}}), classify({"id": 1, "in_reply_to_status_id": None})
-    ('delete', 'status')
-    """
-    if "in_reply_to_status_id" in data or ("text" in data and "user" in data and "id" in data):
-        return "status"
-    for key in (
-        "delete",
-        "event",
-        "direct_message",
-        "friends",
-        "limit",
-        "disconnect",
-        "warning",
-        "scrub_geo",
-        "status_withheld",
-        "user_withheld",
-    ):
-        if key in data:
-            return key
-    return "unknown"
 
 
 class StreamListener:
@@ -162,7 +136,7 @@ class StreamListener:
             raise MessageError("malformed_json", f"malformed JSON message: {exc}") from None
         if not isinstance(data, dict):
             raise MessageError("not_an_object", "message is JSON but not an object")
-        kind = classify(data)
+        kind = message_kind(data)
         if kind == "status":
             return self.on_status(Status.parse(data, self.api))
         if kind == "delete":
@@ -173,6 +147,8 @@ class StreamListener:
             return self.on_limit(limit.get("track") if isinstance(limit, dict) else None)
         if kind in ("event", "direct_message"):
             return getattr(self, "on_" + kind)(Model.parse(data, self.api))
+        if kind == "friends":
+            return self.on_friends(data.get("friends", data.get("friends_str")))
         if kind == "unknown":
             log.warning("unknown message type (keys: %s); ignored", ", ".join(sorted(data)[:10]))
             return None

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import zlib
+from array import array
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -120,6 +121,9 @@ class StreamServer:
         Keep the exact JSON bytes of every sent status in :attr:`sent_payloads`.
     pool_size : int, default 2000
         Statuses generated and pre-rendered per distinct filter.
+    record_sent : bool, default True
+        Keep :attr:`sent` and :attr:`sent_notices`.  A long-running server (the
+        ``streamkit serve`` command) can turn this off; :attr:`sent_count` still counts.
 
     Examples
     --------
@@ -139,7 +143,8 @@ class StreamServer:
                  notices: float = 0.02, seed: int = 0, faults: Any = None,
                  credentials: Mapping[str, str] = TEST_CREDENTIALS, check_auth: bool = True,
                  chunk_bytes: int = 16384, match_fraction: float = 0.9,
-                 record_payloads: bool = False, pool_size: int = 2000) -> None:
+                 record_payloads: bool = False, pool_size: int = 2000,
+                 record_sent: bool = True) -> None:
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be > 0 or None, got {rate}")
         if statuses is not None and statuses < 0:
@@ -167,13 +172,15 @@ class StreamServer:
         self.match_fraction = match_fraction
         self.record_payloads = record_payloads
         self.pool_size = pool_size
+        self.record_sent = record_sent
         self._credentials = dict(credentials)
         self._requested_port = port
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._stop_event = threading.Event()
         self._faults: collections.deque[Fault] = collections.deque(faults or ())
-        self._sent: list[int] = []
+        self._sent = array("q")  # 8 bytes an id: benchmarks send millions
+        self._sent_count = 0
         self._payloads: dict[int, bytes] = {}
         self._notices: list[dict[str, Any]] = []
         self._requests: list[RequestRecord] = []
@@ -196,7 +203,7 @@ class StreamServer:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<StreamServer {state} url={self.url!r} sent={len(self._sent)}>"
+        return f"<StreamServer {state} url={self.url!r} sent={self._sent_count}>"
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -208,6 +215,21 @@ class StreamServer:
     def url(self) -> str:
         """``http://HOST:PORT`` -- the ``base_url`` to give a client."""
         return f"http://{self.host}:{self.port}"
+
+    def auth(self) -> Any:
+        """An :class:`streamkit.OAuthHandler` with this server's test credentials.
+
+        Examples
+        --------
+        >>> StreamServer().auth()
+        OAuthHandler(consumer_key='test…', access_token='1234…', secrets hidden)
+        """
+        from streamkit.auth import OAuthHandler
+
+        c = self._credentials
+        handler = OAuthHandler(c["consumer_key"], c["consumer_secret"])
+        handler.set_access_token(c["access_token"], c["access_token_secret"])
+        return handler
 
     def start(self) -> StreamServer:
         """Bind and start accepting connections on a background thread."""
@@ -283,6 +305,12 @@ class StreamServer:
             return list(self._sent)
 
     @property
+    def sent_count(self) -> int:
+        """How many statuses were sent completely (also with ``record_sent=False``)."""
+        with self._lock:
+            return self._sent_count
+
+    @property
     def sent_payloads(self) -> dict[int, bytes]:
         """id -> exact JSON bytes sent (only with ``record_payloads=True``)."""
         with self._lock:
@@ -327,8 +355,8 @@ class StreamServer:
         """Block until at least *n* statuses were sent completely; False on timeout."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: len(self._sent) >= n or self._stop_event.is_set(), timeout
-            ) and len(self._sent) >= n
+                lambda: self._sent_count >= n or self._stop_event.is_set(), timeout
+            ) and self._sent_count >= n
 
     # -- used by sessions -----------------------------------------------------------------
     def _reserve(self, n: int) -> int:
@@ -347,10 +375,12 @@ class StreamServer:
     def _commit(self, ids: list[int], uids: list[int], bodies: list[bytes] | None,
                 notices: list[dict[str, Any]], dropped: int) -> None:
         with self._cond:
-            self._sent.extend(ids)
+            self._sent_count += len(ids)
+            if self.record_sent:
+                self._sent.extend(ids)
+                self._notices.extend(notices)
             if bodies is not None:
                 self._payloads.update(zip(ids, bodies, strict=True))
-            self._notices.extend(notices)
             self._dropped += dropped
             for pair in zip(ids[-64:], uids[-64:], strict=True):
                 if len(self._recent) < 4096:
