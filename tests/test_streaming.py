@@ -385,3 +385,31 @@ def test_network_errors_back_off_linearly_when_nothing_listens():
     stream.disconnect()
     assert stream.stats.connects == 0
     assert "could not connect" in stream.stats.last_error
+
+
+def test_user_stream_messages_reach_their_callbacks():
+    class UserStream(Recorder):
+        def on_event(self, status):
+            self._rec("on_event", status.event)
+
+        def on_direct_message(self, status):
+            self._rec("on_direct_message", status.direct_message.text)
+
+        def on_friends(self, friends):
+            self._rec("on_friends", friends)
+
+    injected = [
+        {"friends": [1, 2, 3]},
+        {"event": "favorite", "source": {"id": 1}, "target": {"id": 2}, "created_at": "Wed Oct 10 20:19:24 +0000 2018"},
+        {"direct_message": {"id": 5, "text": "hello", "sender_id": 1}},
+        {"unheard_of": {"x": 1}},  # unknown kinds are logged, not fatal
+    ]
+    with StreamServer(statuses=10, notices=0.0, faults=[Fault.inject(after=3, messages=injected)]) as server:
+        listener = UserStream(stop_after=10)
+        stream = streamkit.Stream(make_auth(), listener, base_url=server.url)
+        stream.filter(track=["python"])
+    calls = {c[0]: c[1] for c in listener.calls}
+    assert calls["on_friends"] == ([1, 2, 3],)
+    assert calls["on_event"] == ("favorite",)
+    assert calls["on_direct_message"] == ("hello",)
+    assert stream.exception is None

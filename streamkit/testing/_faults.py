@@ -40,6 +40,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["DISCONNECT_REASONS", "FAULT_KINDS", "GARBAGE_KINDS", "Fault", "FaultPlan"]
 
@@ -82,9 +83,10 @@ class Fault:
     seconds: float = 0.0
     garbage_kind: str | None = None
     size: int = DEFAULT_OVERSIZED
+    messages: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS + ("none",):
+        if self.kind not in FAULT_KINDS + ("none", "inject"):
             raise ValueError(f"unknown fault kind {self.kind!r}; use one of {FAULT_KINDS}")
         if self.after < 0:
             raise ValueError(f"after must be >= 0, got {self.after}")
@@ -146,6 +148,21 @@ class Fault:
     def disconnect(cls, after: int = 0, code: int = 4) -> Fault:
         """After *after* statuses send a v1.1 ``disconnect`` notice and close cleanly."""
         return cls("disconnect", after=after, code=code)
+
+    @classmethod
+    def inject(cls, after: int = 0, messages: Sequence[Any] = ()) -> Fault:
+        """After *after* statuses send the given messages, then continue normally.
+
+        Each message is a dict (sent as JSON, e.g. a user-stream ``event``,
+        ``direct_message`` or ``friends`` message) or raw ``bytes``. They are
+        recorded in ``sent_notices`` (dicts only), never in ``sent``.
+
+        Examples
+        --------
+        >>> Fault.inject(after=2, messages=[{"friends": [1, 2]}]).kind
+        'inject'
+        """
+        return cls("inject", after=after, messages=tuple(messages))
 
     @classmethod
     def end(cls, after: int = 0) -> Fault:

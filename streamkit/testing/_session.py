@@ -299,6 +299,14 @@ class Session:
                 srv._commit([], [], None, [notice], 0)
                 self._send_counted(b"0\r\n\r\n")
             return True
+        if kind == "inject":
+            notices = [m for m in fault.messages if isinstance(m, dict)]
+            for m in fault.messages:
+                body = m if isinstance(m, bytes) else encode_json(m)
+                if not self._send_framed(self._frame(body)):
+                    return True
+            srv._commit([], [], None, notices, 0)
+            return False
         # garbage: one bad message, then the stream goes on
         sub = fault.garbage_kind
         if sub == "oversized":
