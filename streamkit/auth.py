@@ -10,7 +10,7 @@ Examples
 >>> auth.set_access_token("my-token", "my-token-secret")
 >>> auth
 OAuthHandler(consumer_key='my-c…', access_token='my-t…', secrets hidden)
->>> "secret" in repr(auth)
+>>> "my-consumer-secret" in repr(auth) or "my-token-secret" in repr(auth)
 False
 >>> API(auth).auth is auth
 True

@@ -3,7 +3,7 @@
 A thin adapter over the library. Status and progress go to stderr, data to
 files and stdout. Credentials come only from the ``STREAMKIT_*`` environment
 variables, never from options (other users can read a command line in ``ps``).
-Exit status: 0 ok, 1 a runtime failure, 2 a usage error, 130 a forced quit.
+Exit status: 0 ok, 1 a runtime failure, 2 a usage error, 130 quit by a second signal.
 
 Examples
 --------
@@ -44,52 +44,38 @@ from .auth import ENV_VARS
 
 __all__ = ["build_parser", "format_summary", "main", "parse_duration", "summarize"]
 
-log = logging.getLogger("streamkit.cli")
-
 _OAUTH_VARS = [ENV_VARS[k] for k in ("consumer_key", "consumer_secret", "access_token", "access_token_secret")]
 _DEMO_TRACK = ["python", "climate", "music"]
-_STATUS_EVERY = 60.0  # seconds between status lines when stderr is not a terminal
+_STATUS_EVERY = 60.0  # seconds between status lines when stderr is not a terminal (no bar)
 
 
 class _UsageError(Exception):
     """A command line that cannot work: exit status 2."""
 
 
-# -- small helpers ---------------------------------------------------------------------------
-
+# -- small helpers -----------------------------------------------------------------------------
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
 def _safe_url(url: str) -> str:
-    """The URL without user info or query (either could hold a secret)."""
+    """The URL without user info or query: either could hold a secret."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1024
-    return f"{n:,.1f} TB"  # pragma: no cover
+    return f"{n:,.1f} TB"
 
 
 def _human_seconds(s: float) -> str:
-    s = int(round(s))
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min"
-    return f"{s / 3600:.1f} h" if s < 172800 else f"{s / 86400:.1f} days"
+    s = round(s)
+    return f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
@@ -99,19 +85,8 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(text: str) -> float:
     """Seconds in a duration such as ``2h``, ``30m``, ``90s``, ``1h30m``, ``1.5d`` or ``3600``.
 
-    Parameters
-    ----------
-    text : str
-        Numbers with a unit each (``s``, ``m``, ``h``, ``d``); a lone number is seconds.
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    ValueError
-        When the text is not a positive duration.
+    Each number takes a unit (``s``, ``m``, ``h``, ``d``); a lone number is seconds.
+    Raises ValueError for anything else, or for zero.
 
     Examples
     --------
@@ -126,34 +101,26 @@ def parse_duration(text: str) -> float:
     parts = _DURATION_PART.findall(s)
     ok = parts and "".join(n + u for n, u in parts) == s and (len(parts) == 1 or all(u for _, u in parts))
     total = sum(float(n) * _UNITS[u] for n, u in parts) if ok else 0.0
-    if not ok or total <= 0:
+    if total <= 0:
         raise ValueError(f"{text!r} is not a duration: write e.g. 2h, 30m, 90s, 1h30m or 3600 (seconds)")
     return total
 
 
 def _arg(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse ``type=`` that turns ValueError into a clean usage error."""
-
+    """An argparse ``type=``: a ValueError becomes a usage error naming the option."""
     def parse(text: str) -> Any:
         try:
             return convert(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = getattr(convert, "__name__", "value")
     return parse
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise ValueError(f"expected a positive {'integer' if kind is int else 'number'}, got {text!r}")
+        if not (value := kind(text)) > 0:
+            raise ValueError(f"expected a positive number, got {text!r}")
         return value
-
     return _arg(convert)
 
 
@@ -165,11 +132,10 @@ def _locations(text: str) -> list[float]:
     if not values or len(values) % 4:
         raise ValueError(f"{text!r}: give 4 numbers per box (W,S,E,N: south-west corner first)")
     for i in range(0, len(values), 4):
-        w, s, e, n = values[i : i + 4]
-        if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
-            raise ValueError(f"box {values[i:i + 4]}: longitudes lie in [-180, 180], latitudes in [-90, 90]")
-        if w >= e or s >= n:
-            raise ValueError(f"box {values[i:i + 4]}: write the south-west corner first (W,S,E,N)")
+        w, s, e, n = box = values[i:i + 4]
+        if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+            raise ValueError(f"box {box}: write W,S,E,N (south-west corner first), longitudes "
+                             "in [-180, 180], latitudes in [-90, 90]")
     return values
 
 
@@ -178,62 +144,51 @@ def _split(values: Sequence[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-# -- the shared summary ----------------------------------------------------------------------
-
+# -- the shared summary (demo and inspect) ------------------------------------------------------
 
 def _read_table(folder: Path, schema: pa.Schema, columns: list[str]) -> pa.Table:
-    if not folder.is_dir():
-        return schema.empty_table().select(columns)
-    for attempt in range(3):  # recovery may remove a file between listing and reading
+    for _ in range(3):  # recovery may remove a file between listing and reading
+        if not folder.is_dir():
+            return schema.empty_table().select(columns)
         try:
-            dataset = pads.dataset(folder, schema=schema, format="parquet", ignore_prefixes=[".", "_"])
-            return dataset.to_table(columns=columns)
+            return pads.dataset(folder, schema=schema, format="parquet",
+                                ignore_prefixes=[".", "_"]).to_table(columns=columns)
         except FileNotFoundError:
-            if attempt == 2:
-                raise
             time.sleep(0.05)
         except (OSError, pa.ArrowException) as exc:
-            raise SinkError(f"cannot read the Parquet files in {str(folder)!r}: {exc}. A file may be damaged; move it away and retry.") from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+            raise SinkError(f"cannot read the Parquet files in {str(folder)!r}: {exc}. "
+                            "A file may be damaged; move it away and retry.") from exc
+    raise SinkError(f"files in {str(folder)!r} keep vanishing while read; retry.")
 
 
 def _counts(values: pa.ChunkedArray | pa.Array, top: int | None = None) -> dict[str, int]:
     """Value counts, largest first (ties alphabetically)."""
     vc = pc.value_counts(values)
-    pairs = sorted(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True),
-                   key=lambda p: (-p[1], str(p[0])))
-    return {str(v): int(n) for v, n in pairs[:top]}
+    pairs = zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)
+    return {str(v): int(n) for v, n in sorted(pairs, key=lambda p: (-p[1], str(p[0])))[:top]}
 
 
 def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if value is None else value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
-    """What a dataset holds: rows, files, time span, filters, notices, top values.
+    """What a dataset holds: rows, files, time span, filters, notices and top values.
 
-    Counts follow :func:`streamkit.read`: one row per tweet id, tweets
-    that a delete notice removed are left out. The work is done in Arrow
-    on the few columns needed, so it stays fast on large datasets.
+    Rows follow :func:`streamkit.read` (one per tweet id, deleted tweets left
+    out); the work is vectorised Arrow on the few columns needed.
 
     Parameters
     ----------
     path : path-like
         The dataset folder (it holds ``streamkit.json``).
     top : int, default 10
-        How many hashtags and languages to list.
+        How many hashtags (lower case) and languages to list.
 
     Returns
     -------
     dict
-        JSON-serialisable: ``rows``, ``users``, ``files``, ``bytes``,
-        ``wal_bytes``, ``created_at``/``received_at`` spans (ISO 8601, UTC),
-        ``filters`` (from the manifest, with their time spans), ``events``
-        by kind, ``deletes``, ``limit_notices``, ``top_hashtags`` (lower
-        case), ``languages``, ``tweet_types``, ``source`` and the manifest's
-        ``created``/``schema_version``.
+        JSON-serialisable; ``streamkit inspect --json`` prints it.
 
     Raises
     ------
@@ -257,15 +212,16 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
     """
     root = Path(path)
     manifest_path = root / "streamkit.json"
-    if not root.is_dir() or not manifest_path.is_file():
+    if not manifest_path.is_file():
         why = "does not exist" if not root.exists() else "is not a folder" if not root.is_dir() else "has no streamkit.json"
-        raise ConfigError(f"{str(root)!r} is not a streamkit dataset: it {why}. Give the folder that `streamkit collect --out` wrote.")
+        raise ConfigError(f"{str(root)!r} is not a streamkit dataset: it {why}. "
+                          "Give the folder that `streamkit collect --out` wrote.")
     try:
         manifest = json.loads(manifest_path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise SinkError(f"cannot read {str(manifest_path)!r}: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != "streamkit":
-        raise ConfigError(f"{str(manifest_path)!r} is not a streamkit manifest, so {str(root)!r} is not a streamkit dataset.")
+        raise ConfigError(f"{str(root)!r} is not a streamkit dataset: its streamkit.json is something else.")
 
     events = _read_table(root / "events", _schema.EVENT_SCHEMA, ["event_type", "status_id"])
     tweets = _read_table(root / "tweets", _schema.TWEET_SCHEMA,
@@ -274,38 +230,37 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
         tweets = tweets.sort_by("id")
         ids = tweets.column("id").to_numpy()
         keep = np.ones(len(ids), dtype=bool)
-        keep[1:] = ids[1:] != ids[:-1]
-        if not keep.all():
-            tweets = tweets.filter(pa.array(keep))
-        deletes = events.filter(pc.equal(events.column("event_type"), "delete")).column("status_id")
-        if len(deletes):
-            tweets = tweets.filter(pc.invert(pc.is_in(tweets.column("id"), value_set=deletes.combine_chunks().drop_null())))
+        keep[1:] = ids[1:] != ids[:-1]  # the writer dedupes; this is the reader's guarantee too
+        tweets = tweets.filter(pa.array(keep))
+        deleted = events.filter(pc.equal(events.column("event_type"), "delete")).column("status_id")
+        deleted = deleted.combine_chunks().drop_null()
+        if len(deleted):
+            tweets = tweets.filter(pc.invert(pc.is_in(tweets.column("id"), value_set=deleted)))
 
     def span(column: str) -> dict[str, str | None]:
         mm = pc.min_max(tweets.column(column)).as_py() if tweets.num_rows else {"min": None, "max": None}
         return {"min": _iso(mm["min"]), "max": _iso(mm["max"])}
 
-    files = {kind: sorted((root / kind).glob("date=*/part-*.parquet")) for kind in ("tweets", "events")}
+    parts = {kind: list((root / kind).glob("date=*/part-*.parquet")) for kind in ("tweets", "events")}
     total = wal = 0
     for dirpath, _dirs, names in os.walk(root):
+        in_wal = Path(dirpath).relative_to(root).parts[:1] == ("_wal",)
         for name in names:
             try:
                 size = os.stat(os.path.join(dirpath, name)).st_size
             except OSError:  # removed while walking
                 continue
             total += size
-            if Path(dirpath).relative_to(root).parts[:1] == ("_wal",):
-                wal += size
+            wal += size if in_wal else 0
     by_event = _counts(events.column("event_type"))
-    hashtags = pc.utf8_lower(pc.list_flatten(tweets.column("hashtags")))
     types = _counts(tweets.column("tweet_type"))
     return {
         "path": str(root),
         "rows": tweets.num_rows,
         "users": pc.count_distinct(tweets.column("user_id")).as_py() if tweets.num_rows else 0,
-        "files": len(files["tweets"]) + len(files["events"]),
-        "tweet_files": len(files["tweets"]),
-        "event_files": len(files["events"]),
+        "files": len(parts["tweets"]) + len(parts["events"]),
+        "tweet_files": len(parts["tweets"]),
+        "event_files": len(parts["events"]),
         "bytes": total,
         "wal_bytes": wal,
         "created_at": span("created_at"),
@@ -314,7 +269,7 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
         "events": by_event,
         "deletes": by_event.get("delete", 0),
         "limit_notices": by_event.get("limit", 0),
-        "top_hashtags": _counts(hashtags, top),
+        "top_hashtags": _counts(pc.utf8_lower(pc.list_flatten(tweets.column("hashtags"))), top),
         "languages": _counts(pc.fill_null(tweets.column("lang"), "und"), top),
         "tweet_types": {t: types[t] for t in (*_schema.TWEET_TYPES, *types) if t in types},
         "source": manifest.get("source", {}),
@@ -323,32 +278,26 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
     }
 
 
-def _share(counts: dict[str, int], total: int, *, prefix: str = "") -> str:
-    if not counts:
-        return "-"
-    return ", ".join(f"{prefix}{k} {n / total:.0%}" if total else f"{prefix}{k} {n:,}" for k, n in counts.items())
+def _share(counts: dict[str, int], total: int) -> str:
+    return ", ".join(f"{k} {n / total:.0%}" for k, n in counts.items()) if counts and total else "-"
 
 
 def _filter_text(params: dict[str, Any]) -> str:
-    if params.get("endpoint") == "statuses/sample":
-        return "sample" + (f" languages={','.join(params['languages'])}" if params.get("languages") else "")
-    parts = []
-    for key, value in params.items():
-        if key != "endpoint":
-            parts.append(f"{key}=" + (",".join(map(str, value)) if isinstance(value, list) else str(value)))
-    return " ".join(parts) or "(none)"
+    text = " ".join(f"{k}=" + (",".join(map(str, v)) if isinstance(v, list) else str(v))
+                    for k, v in params.items() if k != "endpoint")
+    return ("sample " + text).strip() if params.get("endpoint") == "statuses/sample" else text or "-"
 
 
 def _span_text(lo: str | None, hi: str | None) -> str:
-    if lo is None:
+    if lo is None or hi is None:
         return "-"
-    a, b = (_dt.datetime.fromisoformat(x.replace("Z", "+00:00")) for x in (lo, hi or lo))
+    a, b = (_dt.datetime.strptime(x, "%Y-%m-%dT%H:%M:%SZ") for x in (lo, hi))
     end = b.strftime("%H:%M:%S" if a.date() == b.date() else "%Y-%m-%d %H:%M:%S")
     return f"{a:%Y-%m-%d %H:%M:%S} -> {end} UTC ({_human_seconds((b - a).total_seconds())})"
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The text report of :func:`summarize` (what ``streamkit inspect`` prints).
+    """The text report of a :func:`summarize` result (what ``streamkit inspect`` prints).
 
     Examples
     --------
@@ -357,51 +306,42 @@ def format_summary(summary: dict[str, Any]) -> str:
     ...      "filters": [], "events": {}, "deletes": 0, "limit_notices": 0,
     ...      "top_hashtags": {}, "languages": {}, "tweet_types": {}, "source": {}}
     >>> print(format_summary(s).splitlines()[1])
-      rows          0 tweets from 0 users (one per id, deleted tweets left out)
+      rows          0 tweets from 0 users (one row per id; deleted tweets left out)
     """
-    rows = summary["rows"]
-    ev = summary["events"]
-    others = sum(ev.values()) - summary["deletes"] - summary["limit_notices"]
+    rows, s = summary["rows"], summary
+    others = sum(s["events"].values()) - s["deletes"] - s["limit_notices"]
+    wal = f" ({_human_bytes(s['wal_bytes'])} in the write-ahead log)" if s["wal_bytes"] else ""
     lines = [
-        f"streamkit dataset {summary['path']}",
-        f"  rows          {rows:,} tweets from {summary['users']:,} users (one per id, deleted tweets left out)",
-        f"  files         {summary['files']:,} part files ({summary['tweet_files']:,} tweets, "
-        f"{summary['event_files']:,} events), {_human_bytes(summary['bytes'])} on disk"
-        + (f" ({_human_bytes(summary['wal_bytes'])} in the write-ahead log)" if summary["wal_bytes"] else ""),
-        f"  created_at    {_span_text(summary['created_at'].get('min'), summary['created_at'].get('max'))}",
-        f"  notices       {summary['deletes']:,} deletes, {summary['limit_notices']:,} limit notices, {others:,} other",
+        f"streamkit dataset {s['path']}",
+        f"  rows          {rows:,} tweets from {s['users']:,} users (one row per id; deleted tweets left out)",
+        f"  files         {s['files']:,} part files ({s['tweet_files']:,} tweets, {s['event_files']:,} events), "
+        f"{_human_bytes(s['bytes'])} on disk{wal}",
+        f"  created_at    {_span_text(s['created_at'].get('min'), s['created_at'].get('max'))}",
+        f"  notices       {s['deletes']:,} deletes, {s['limit_notices']:,} limit notices, {others:,} other",
     ]
-    for i, f in enumerate(summary["filters"] or [{}]):
-        label = "filters" if i == 0 else ""
-        if not f:
+    for i, f in enumerate(s["filters"] or [None]):
+        if f is None:
             lines.append("  filters       -")
             continue
-        ended = f.get("ended")
-        when = f"{f.get('started', '?')} -> {ended}" if ended else f"since {f.get('started', '?')} (still open)"
-        lines.append(f"  {label:<13} {_filter_text(f.get('params', {}))}  [{when}]")
-    tags = ", ".join(f"#{t} {n:,}" for t, n in summary["top_hashtags"].items()) or "-"
-    lines += [
-        f"  top hashtags  {tags}",
-        f"  languages     {_share(summary['languages'], rows)}",
-        f"  tweet types   {_share(summary['tweet_types'], rows)}",
-    ]
-    source = summary.get("source") or {}
-    if source.get("base_url"):
-        lines.append(f"  source        {source['base_url']} ({source.get('kind', '?')})")
+        when = f"{f.get('started')} -> {f['ended']}" if f.get("ended") else f"since {f.get('started')}, still open"
+        lines.append(f"  {'filters' if i == 0 else '':<13} {_filter_text(f.get('params', {}))}  [{when}]")
+    tags = ", ".join(f"#{t} {n:,}" for t, n in s["top_hashtags"].items()) or "-"
+    lines += [f"  top hashtags  {tags}", f"  languages     {_share(s['languages'], rows)}",
+              f"  tweet types   {_share(s['tweet_types'], rows)}"]
+    if (s.get("source") or {}).get("base_url"):
+        lines.append(f"  source        {s['source']['base_url']} ({s['source'].get('kind', '?')})")
     return "\n".join(lines)
 
 
 def _how_to_read(path: Path) -> str:
-    p = str(path)
-    sql = "SELECT count(*) FROM read_parquet('{}', hive_partitioning = true)".format(
-        (path / "tweets" / "*" / "*.parquet").as_posix().replace("'", "''"))
+    glob = (path / "tweets" / "*" / "*.parquet").as_posix().replace("'", "''")
+    sql = f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning = true)"
     duck = f'duckdb -c "{sql}"' if not re.search(r'["$`\\]', sql) else "duckdb -c " + shlex.quote(sql)
-    return (f"Read it:\n  python -c \"import streamkit; print(streamkit.read({p!r}))\"\n"
-            f"  {duck}\n  streamkit inspect {shlex.quote(p)}")
+    return (f"Read it:\n  python -c \"import streamkit; print(streamkit.read({str(path)!r}))\"\n"
+            f"  {duck}\n  streamkit inspect {shlex.quote(str(path))}")
 
 
-# -- running a capture in the foreground ------------------------------------------------------
-
+# -- running a capture in the foreground --------------------------------------------------------
 
 def _install_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
@@ -411,16 +351,13 @@ def _install_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
 
 def _restore_signals(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
-        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def _run_foreground(collector: Any, *, quiet: bool, bar: bool) -> str | None:
-    """Wait until the capture ends or a signal asks it to; returns the signal's name, if any.
-
-    The handler only sets a flag: ``stop()`` joins threads and must run on the
-    main thread's normal path, not inside a signal handler. A second signal
-    quits at once; the write-ahead log keeps what was received for the next run.
-    """
+    """Wait until the capture ends or a signal asks it to; returns the signal's name, if any."""
+    # The handler only sets a flag: stop() joins threads, which belongs on the main
+    # thread's normal path. A second signal quits at once (the WAL keeps the rest).
     caught: list[str] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -434,13 +371,12 @@ def _run_foreground(collector: Any, *, quiet: bool, bar: bool) -> str | None:
         while not collector.wait(0.5):
             if caught:
                 if not quiet:
-                    _err(f"streamkit: {caught[0]}: stopping and writing what was received "
-                         "(again to quit at once; the write-ahead log keeps the rest for the next run)")
+                    _err(f"streamkit: {caught[0]}: stopping and committing what was received "
+                         "(send it again to quit at once; the write-ahead log keeps the rest)")
                 collector.stop()
                 break
             if not (quiet or bar) and time.monotonic() - last_status >= _STATUS_EVERY:
-                last_status = time.monotonic()
-                s = collector.stats
+                last_status, s = time.monotonic(), collector.stats
                 _err(f"streamkit: {s.detail or s.state}: {s.stored:,} stored, {s.rate:,.0f} msg/s, "
                      f"{s.reconnects} reconnects")
     finally:
@@ -448,19 +384,11 @@ def _run_foreground(collector: Any, *, quiet: bool, bar: bool) -> str | None:
     return caught[0] if caught else None
 
 
-def _test_auth() -> Any:
-    from .auth import OAuthHandler
-    from .testing import TEST_CREDENTIALS as c
-
-    auth = OAuthHandler(c["consumer_key"], c["consumer_secret"])
-    auth.set_access_token(c["access_token"], c["access_token_secret"])
-    return auth
-
-
-def _capture(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str | None, float]:
+def _capture(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str | None, float, int]:
+    """Run ``collect(**kwargs)`` in the foreground: (collector, signal name, seconds, exit status)."""
     from .collect import collect
 
-    bar = not args.quiet and _isatty(sys.stderr)
+    bar = not args.quiet and getattr(sys.stderr, "isatty", lambda: False)()
     started = time.monotonic()
     try:
         collector = collect(progress=bar, view_rows=0, **kwargs)
@@ -471,19 +399,15 @@ def _capture(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str | None, 
     except Exception:  # not KeyboardInterrupt: a second signal means quit now
         collector.stop()
         raise
-    return collector, why, time.monotonic() - started
-
-
-def _report_end(collector: Any) -> int:
-    s = collector.stats
+    code, s = 0, collector.stats
     if collector.running:
         _err(f"streamkit: the writer did not finish; what was received stays in {collector.path / '_wal'} "
              "and is committed by the next run into the same folder.")
-        return 1
-    failed = s.state == "failed"
-    if failed:
+        code = 1
+    elif s.state == "failed":
         _err(f"streamkit: the capture failed: {s.last_error or s.detail}")
-    return 1 if failed else 0
+        code = 1
+    return collector, why, time.monotonic() - started, code
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
@@ -493,7 +417,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     track, follow, languages = _split(args.track), _split(args.follow), _split(args.language)
     locations = [v for box in args.locations or [] for v in box] or None
     if bad := [f for f in follow if not f.isdigit()]:
-        raise _UsageError(f"--follow takes numeric user ids, not {', '.join(bad)} (look the ids up first)")
+        raise _UsageError(f"--follow takes numeric user ids, not {', '.join(bad)}")
     if args.sample and (track or follow or locations):
         raise _UsageError("use either --sample or a filter (--track/--follow/--locations), not both")
     if not (args.sample or track or follow or locations):
@@ -501,9 +425,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     try:
         auth = auth_from_env()
     except ConfigError as exc:
-        raise _UsageError(
-            f"{exc} The command reads credentials only from {', '.join(_OAUTH_VARS)}, never from options. "
-            "(`streamkit serve` prints test values for a local server.)") from None
+        raise _UsageError(f"{exc} The command reads credentials only from {', '.join(_OAUTH_VARS)}, "
+                          "never from options (`streamkit serve` prints test values for a local server).") from None
     options: dict[str, Any] = {"sample": True} if args.sample else {}
     for key, value in (("duration", args.duration), ("max_tweets", args.limit), ("timeout", args.timeout)):
         if value is not None:
@@ -514,46 +437,44 @@ def _cmd_collect(args: argparse.Namespace) -> int:
             f"{k}={','.join(map(str, v))}" for k, v in (("track", track), ("follow", follow), ("locations", locations)) if v)
         _err(f"streamkit: collecting {what} from {_safe_url(args.base_url or 'https://stream.twitter.com')} "
              f"into {path}; Ctrl-C or SIGTERM stops and saves.")
-    collector, why, elapsed = _capture(
+    collector, why, elapsed, code = _capture(
         args, track=track or None, follow=follow or None, locations=locations, languages=languages or None,
         auth=auth, path=path, base_url=args.base_url, flush_seconds=args.flush_seconds,
         keep_raw=not args.no_raw, **options)
-    code = _report_end(collector)
     s = collector.stats
     if not args.quiet:
-        ended = f"stopped ({why})" if why else "finished" if code == 0 else "ended"
-        _err(f"streamkit: {ended} after {_human_seconds(elapsed)}. {s.stored:,} tweets stored in {collector.path} "
+        ended = f"stopped by {why}" if why else "finished" if code == 0 else "ended"
+        _err(f"streamkit: {ended} after {_human_seconds(elapsed)}: {s.stored:,} tweets stored in {path} "
              f"({s.received:,} messages received, {s.duplicates:,} duplicates, {s.deletes:,} deletes, "
              f"{s.reconnects} reconnects).")
-        if s.stored or code == 0:
-            _err(_how_to_read(collector.path))
+        _err(_how_to_read(path))
     return code
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .testing import Fault, StreamServer
+    from .auth import OAuthHandler
+    from .testing import TEST_CREDENTIALS, Fault, StreamServer
 
     n = max(4, int(args.rate * args.seconds))
-    # A cut mid-message, a disconnect notice and one malformed message: the demo
-    # shows the capture riding through them. Only network-level faults, since
-    # HTTP errors back off for seconds to minutes by Twitter's policy.
+    # A cut mid-message, a disconnect notice and one malformed message, so the demo
+    # shows the capture riding through them. No HTTP errors: by Twitter's policy
+    # they back off for seconds to minutes.
     faults = [Fault.cut(after=n // 4), Fault.disconnect(after=n // 4, code=12), Fault.garbage(after=n // 8)]
     out = Path(args.out)
+    auth = OAuthHandler(TEST_CREDENTIALS["consumer_key"], TEST_CREDENTIALS["consumer_secret"])
+    auth.set_access_token(TEST_CREDENTIALS["access_token"], TEST_CREDENTIALS["access_token_secret"])
     if not args.quiet:
         _err(f"streamkit demo: a local test stream at {args.rate:,.0f} tweets/s for {args.seconds:g} s "
-             f"(track={','.join(_DEMO_TRACK)}), with faults injected, into {out}")
+             f"(track={','.join(_DEMO_TRACK)}, faults injected) into {out}")
     with StreamServer(rate=args.rate, faults=faults) as server:
-        collector, why, elapsed = _capture(
-            args, track=_DEMO_TRACK, auth=_test_auth(), base_url=server.url, path=out,
+        collector, why, elapsed, code = _capture(
+            args, track=_DEMO_TRACK, auth=auth, base_url=server.url, path=out,
             duration=args.seconds, flush_seconds=1.0)
-    code = _report_end(collector)
     s = collector.stats
-    rejected = sum(s.rejected.values())
-    print(f"This run: {s.stored:,} tweets stored in {_human_seconds(elapsed)}"
-          f"{f' (stopped by {why})' if why else ''}; {s.reconnects} reconnects after injected faults, "
-          f"{rejected} malformed message{'s' if rejected != 1 else ''} skipped.\n")
-    print(format_summary(summarize(out)))
-    print("\n" + _how_to_read(out))
+    bad = sum(s.rejected.values())
+    print(f"This run: {s.stored:,} tweets stored in {_human_seconds(elapsed)}{f' (stopped by {why})' if why else ''}; "
+          f"{s.reconnects} reconnects after injected faults, {bad} malformed message{'s' * (bad != 1)} skipped.\n")
+    print(format_summary(summarize(out)) + "\n\n" + _how_to_read(out))
     return code
 
 
@@ -595,19 +516,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- the parser -------------------------------------------------------------------------------
-
-
-def _add_common(p: argparse.ArgumentParser, *, quiet: bool = False) -> None:
-    p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="Log more to stderr: -v for reconnects and flushes, -vv for debugging.")
-    if quiet:
-        p.add_argument("-q", "--quiet", action="store_true",
-                       help="No progress bar or status lines; errors are still printed.")
-
+# -- the parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``streamkit`` argument parser, with one sub-command per command.
+    """The ``streamkit`` argument parser, with one sub-parser per command.
 
     Examples
     --------
@@ -623,24 +535,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streamkit {__version__}",
                         help="Show the version and exit.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    env = "\n".join(f"  {v}" for v in _OAUTH_VARS)
 
-    c = sub.add_parser(
-        "collect", help="Capture a stream into a Parquet dataset until stopped.", formatter_class=fmt,
-        description="Capture the statuses/filter (or sample) stream into a Parquet dataset, in the "
-                    "foreground, until Ctrl-C, SIGTERM, --duration or --limit. Everything received is "
-                    "written to a write-ahead log first; stopping commits it, and a crash is recovered "
-                    "by the next run into the same --out folder.",
-        epilog=f"Credentials come only from the environment (OAuth 1.0a user context):\n{env}\n\n"
-               "Example:\n  streamkit collect --track climate --track 'cop30,#cop30' --duration 2h --out data/climate")
-    c.set_defaults(func=_cmd_collect)
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str,
+                epilog: str | None = None, quiet: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description, epilog=epilog, formatter_class=fmt)
+        p.set_defaults(func=func)
+        p.add_argument("-v", "--verbose", action="count", default=0,
+                       help="Log more to stderr: -v for informational messages, -vv for debugging.")
+        if quiet:
+            p.add_argument("-q", "--quiet", action="store_true",
+                           help="No progress bar, status lines or closing report; errors are still printed.")
+        return p
+
+    env = "\n".join(f"  {v}" for v in _OAUTH_VARS)
+    c = command(
+        "collect", _cmd_collect, "Capture a stream into a Parquet dataset until stopped.",
+        "Capture the statuses/filter (or sample) stream into a Parquet dataset in the foreground, until "
+        "Ctrl-C, SIGTERM, --duration or --limit. Everything received goes to a write-ahead log first: "
+        "stopping commits it, and the next run into the same --out folder recovers a crash.",
+        f"Credentials come only from the environment (OAuth 1.0a user context):\n{env}\n\nExample:\n"
+        "  streamkit collect --track climate --track 'cop30,#cop30' --duration 2h --out data/climate",
+        quiet=True)
     c.add_argument("--track", action="append", metavar="WORDS",
                    help="Keywords or phrases to track; repeat the option or separate with commas (either means OR).")
     c.add_argument("--follow", action="extend", nargs="+", metavar="ID",
                    help="Numeric user ids whose tweets to capture (space or comma separated).")
     c.add_argument("--locations", action="append", type=_arg(_locations), metavar="W,S,E,N",
-                   help="Bounding boxes, 4 numbers each (south-west corner first); "
-                        "e.g. --locations=-122.75,36.8,-121.75,37.8.")
+                   help="Bounding boxes, 4 numbers each, south-west corner first; "
+                        "e.g. --locations -122.75,36.8,-121.75,37.8.")
     c.add_argument("--language", action="append", metavar="LANG",
                    help="Only tweets in these languages (BCP 47 codes such as en, es; commas or repeat).")
     c.add_argument("--sample", action="store_true",
@@ -649,70 +571,57 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Dataset folder (default: data/<name from the filter>); an existing dataset is appended to.")
     c.add_argument("--duration", type=_arg(parse_duration), metavar="TIME",
                    help="Stop after this long: 2h, 30m, 90s, 1h30m or plain seconds.")
-    c.add_argument("--limit", type=_positive(int), metavar="N",
-                   help="Stop once at least N tweets are stored.")
+    c.add_argument("--limit", type=_positive(int), metavar="N", help="Stop once at least N tweets are stored.")
     c.add_argument("--base-url", metavar="URL",
-                   help="Streaming endpoint (default https://stream.twitter.com); http:// only for "
-                        "127.0.0.1, e.g. a `streamkit serve` server.")
+                   help="Streaming endpoint (default https://stream.twitter.com); http:// only for a "
+                        "loopback host, e.g. a `streamkit serve` server.")
     c.add_argument("--flush-seconds", type=_positive(float), default=5.0, metavar="S",
                    help="Commit a Parquet part file at least every S seconds (default 5).")
     c.add_argument("--no-raw", action="store_true",
-                   help="Do not store each message's original JSON in the `raw` column (smaller files).")
+                   help="Do not keep each message's original JSON in the `raw` column (smaller files).")
     c.add_argument("--timeout", type=_positive(float), metavar="S",
-                   help="Reconnect when nothing (not even a keep-alive) arrives for S seconds (default 90).")
-    _add_common(c, quiet=True)
+                   help="Reconnect when nothing, not even a keep-alive, arrives for S seconds (default 90).")
 
-    d = sub.add_parser(
-        "demo", help="Collect from a built-in local test stream, then summarise the data.",
-        formatter_class=fmt,
-        description="Start a local test stream server (realistic statuses, with a dropped "
-                    "connection, a disconnect notice and a malformed message mixed in), collect "
-                    "from it, and print what was stored. No credentials, no internet. Running it "
-                    "again appends to the same dataset.")
-    d.set_defaults(func=_cmd_demo)
+    d = command(
+        "demo", _cmd_demo, "Collect from a built-in local test stream, then summarise the data.",
+        "Start a local test stream server (realistic statuses, with a dropped connection, a "
+        "disconnect notice and a malformed message mixed in), collect from it, and print what was "
+        "stored. No credentials, no internet. Running it again appends to the same dataset.", quiet=True)
     d.add_argument("--seconds", type=_positive(float), default=20.0, metavar="S",
                    help="How long to collect (default 20).")
     d.add_argument("--out", default=os.path.join("data", "demo"), metavar="PATH",
                    help="Dataset folder (default data/demo, relative to the current folder).")
     d.add_argument("--rate", type=_positive(float), default=2000.0, metavar="R",
                    help="Tweets per second the test server sends (default 2000).")
-    _add_common(d, quiet=True)
 
-    i = sub.add_parser(
-        "inspect", help="Summarise a dataset: rows, files, time span, filters, top values.",
-        formatter_class=fmt,
-        description="Summarise a dataset written by `streamkit collect`: rows (one per tweet id, "
-                    "deleted tweets left out), files and bytes on disk, the created_at span, the "
-                    "filters with their time spans, notices, top hashtags, languages and tweet types.")
-    i.set_defaults(func=_cmd_inspect)
+    i = command(
+        "inspect", _cmd_inspect, "Summarise a dataset: rows, files, time span, filters, top values.",
+        "Summarise a dataset written by `streamkit collect`: rows (one per tweet id, deleted tweets "
+        "left out), files and bytes on disk, the created_at span, the filters with their time spans, "
+        "delete and limit notices, top hashtags, languages and tweet types.")
     i.add_argument("path", metavar="PATH", help="The dataset folder (it holds streamkit.json).")
     i.add_argument("--json", action="store_true", help="Print one JSON object to stdout instead of text.")
     i.add_argument("--top", type=_positive(int), default=10, metavar="N",
                    help="How many hashtags and languages to list (default 10).")
-    _add_common(i)
 
-    s = sub.add_parser(
-        "serve", help="Run the local test stream server in the foreground.", formatter_class=fmt,
-        description="Serve the Twitter v1.1 streaming API on 127.0.0.1 with generated statuses, "
-                    "for trying `streamkit collect --base-url` or your own Tweepy-style code. It "
-                    "prints the URL and its public test credentials; Ctrl-C or SIGTERM stops it.")
-    s.set_defaults(func=_cmd_serve)
+    s = command(
+        "serve", _cmd_serve, "Run the local test stream server in the foreground.",
+        "Serve the Twitter v1.1 streaming API on 127.0.0.1 with generated statuses, to try "
+        "`streamkit collect --base-url` or your own Tweepy-style code. It prints the URL and its "
+        "public test credentials; Ctrl-C or SIGTERM stops it.")
     s.add_argument("--port", type=int, default=8080, metavar="PORT",
                    help="Port on 127.0.0.1 (default 8080; 0 picks a free one).")
     s.add_argument("--rate", type=float, default=100.0, metavar="R",
-                   help="Statuses per second per connection (default 100; 0 = as fast as the client reads).")
+                   help="Statuses per second per connection (default 100; 0 sends as fast as the client reads).")
     s.add_argument("--statuses", type=_positive(int), metavar="N",
                    help="Send N statuses in all, then only keep-alives (default: endless).")
     s.add_argument("--keepalive", type=_positive(float), default=30.0, metavar="S",
                    help="Send a keep-alive after S seconds of silence (default 30).")
-    s.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="Seed for the generated content (default 0).")
-    _add_common(s)
+    s.add_argument("--seed", type=int, default=0, metavar="N", help="Seed for the generated content (default 0).")
     return parser
 
 
-# -- entry point -------------------------------------------------------------------------------
-
+# -- entry point --------------------------------------------------------------------------------
 
 class _TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Log lines that do not tear a progress bar apart."""
@@ -726,53 +635,19 @@ class _TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
-def _setup_logging(verbose: int) -> Callable[[], None]:
-    logger = logging.getLogger("streamkit")
-    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    handler = _TqdmHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("streamkit: %(message)s"))
-    handler.setLevel(level)
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(level)
-
-    def restore() -> None:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-
-    return restore
-
-
 def _fix_negative_locations(argv: list[str]) -> list[str]:
-    # argparse takes "-122.75,36.8,..." for an option; join it to its flag instead.
+    # argparse takes "-122.75,36.8,..." for an option: glue it to its flag.
     out: list[str] = []
-    it = iter(argv)
-    for token in it:
-        if token == "--locations":
-            nxt = next(it, None)
-            if nxt is not None and re.match(r"-\d|-\.\d", nxt):
-                out.append(f"--locations={nxt}")
-                continue
+    for token in argv:
+        if out and out[-1] == "--locations" and re.match(r"-\.?\d", token):
+            out[-1] = f"--locations={token}"
+        else:
             out.append(token)
-            if nxt is not None:
-                out.append(nxt)
-            continue
-        out.append(token)
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``streamkit`` command and return its exit status.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        0 ok, 1 a runtime failure, 2 a usage error, 130 quit by a second signal.
+    """Run the ``streamkit`` command on ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
     Examples
     --------
@@ -787,7 +662,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    restore = _setup_logging(args.verbose)
+    logger = logging.getLogger("streamkit")  # only the command configures logging
+    handler, old_level = _TqdmHandler(sys.stderr), logger.level
+    handler.setFormatter(logging.Formatter("streamkit: %(message)s"))
+    logger.setLevel(logging.WARNING if args.verbose <= 0 else logging.INFO if args.verbose == 1 else logging.DEBUG)
+    logger.addHandler(handler)
     try:
         return int(args.func(args))
     except (_UsageError, ConfigError) as exc:
@@ -797,8 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(f"streamkit {args.command}: {exc}")
         return 1
     except KeyboardInterrupt:
-        _err(f"streamkit {args.command}: quit; anything received but not committed is in the "
-             "write-ahead log and is committed by the next run into the same folder.")
+        _err(f"streamkit {args.command}: quit. Anything received but not committed is in the write-ahead "
+             "log; the next run into the same folder commits it.")
         return 130
     except BrokenPipeError:  # e.g. `streamkit inspect --json PATH | head`
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -806,4 +685,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.close(devnull)
         return 1
     finally:
-        restore()
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)

@@ -71,6 +71,8 @@ _STREAM_OPTIONS = {
     "connect_timeout",
 }
 
+_AUTH_RETRIES = 3
+
 _FILTER_KEYS = ("track", "follow", "locations", "languages", "filter_level", "stall_warnings")
 
 
@@ -206,7 +208,18 @@ class BufferingListener(StreamListener):
             raw_data = raw_data.encode("utf-8")
         self._collector._on_messages([raw_data])
 
+    def on_connect(self) -> None:
+        self._worked = True
+        self._auth_retries = 0
+
     def on_error(self, status_code: int) -> Any:
+        # A 401 from credentials that worked minutes ago is usually transient (clock
+        # skew, an edge node): retry a few times before calling the capture failed.
+        if status_code == 401 and getattr(self, "_worked", False):
+            self._auth_retries = getattr(self, "_auth_retries", 0) + 1
+            if self._auth_retries <= _AUTH_RETRIES:
+                log.warning("HTTP 401 after the credentials had worked; retry %d of %d", self._auth_retries, _AUTH_RETRIES)
+                return None
         return super().on_error(status_code)
 
     def on_exception(self, exception: BaseException) -> None:

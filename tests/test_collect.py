@@ -1,0 +1,677 @@
+"""collect() end to end over real local HTTP: faults, values, live view, filters, readers, stats.
+
+Every test runs a real :class:`streamkit.testing.StreamServer` on 127.0.0.1 (or, for the
+re-sending server, a few lines of socket code below) and checks what lands on disk
+against what the server says it sent.
+"""
+
+from __future__ import annotations
+
+import collections
+import html
+import json
+import re
+import socketserver
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pytest
+
+import streamkit
+from streamkit import schema
+from streamkit.collect import default_path
+from streamkit.testing import TEST_CREDENTIALS as C
+from streamkit.testing import Fault, StreamServer, match_status
+
+# Short waits so that faults cost milliseconds, not Twitter's real back-off times.
+FAST = dict(
+    timeout=0.5, retry_time=0.05, retry_420=0.1, snooze_time=0.02, snooze_time_cap=0.1,
+    flush_seconds=0.2, progress=False,
+)
+SECRETS = ("consumer_secret", "access_token", "access_token_secret")
+
+
+def make_auth(consumer_secret: str = C["consumer_secret"]) -> streamkit.OAuthHandler:
+    auth = streamkit.OAuthHandler(C["consumer_key"], consumer_secret)
+    auth.set_access_token(C["access_token"], C["access_token_secret"])
+    return auth
+
+
+def capture(server_url: str, path: Path, track=("python",), **options) -> streamkit.Collector:
+    return streamkit.collect(
+        track=list(track), auth=make_auth(), base_url=server_url, path=path, **{**FAST, **options}
+    )
+
+
+def stored_rows(path: Path) -> list[dict]:
+    """Every committed tweet row, straight from the Parquet files (no pandas conversion)."""
+    dataset = pads.dataset(
+        path / "tweets", format="parquet", partitioning="hive", ignore_prefixes=[".", "_"]
+    )
+    return dataset.to_table(columns=schema.TWEET_SCHEMA.names).to_pylist()
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+# -- an independent reference flattener ------------------------------------------------------
+# Written from the column docs in schema.TWEET_COLUMNS, on plain dicts from json.loads, so it
+# shares no code with streamkit's decoder.
+
+_CREATED_AT = "%a %b %d %H:%M:%S %z %Y"
+_ANCHOR = re.compile(r"<a\b[^>]*>(.*)</a>", re.DOTALL)
+
+
+def _when(text):
+    return None if text is None else datetime.strptime(text, _CREATED_AT).astimezone(timezone.utc)
+
+
+def _id(obj, key):
+    """``key`` else ``key_str`` as an int."""
+    if not obj:
+        return None
+    value = obj.get(key)
+    if value is None and obj.get(key + "_str") is not None:
+        value = int(obj[key + "_str"])
+    return value
+
+
+def _full_text(st):
+    ext = st.get("extended_tweet") or {}
+    if ext.get("full_text") is not None:
+        return ext["full_text"]
+    if st.get("full_text") is not None:
+        return st["full_text"]
+    return st.get("text")
+
+
+def _lists(st):
+    """hashtags, mentions, urls, media_urls from the full (extended) entities of ``st``."""
+    ext = st.get("extended_tweet") or {}
+    if "entities" in ext or "extended_entities" in ext:
+        ents, ext_ents = ext.get("entities"), ext.get("extended_entities")
+    else:
+        ents, ext_ents = st.get("entities"), st.get("extended_entities")
+    if ents is None:
+        hashtags = mentions = urls = None
+    else:
+        hashtags = [h["text"] for h in ents.get("hashtags") or []]
+        mentions = [m["screen_name"] for m in ents.get("user_mentions") or []]
+        urls = [u.get("expanded_url") or u["url"] for u in ents.get("urls") or []]
+    if ents is None and ext_ents is None:
+        media_urls = None
+    else:
+        media = (ext_ents or {}).get("media") or (ents or {}).get("media") or []
+        media_urls = [m["media_url_https"] for m in media]
+    return hashtags, mentions, urls, media_urls
+
+
+def _source(src):
+    if src is None:
+        return None
+    m = _ANCHOR.fullmatch(src)
+    return html.unescape(m.group(1)) if m else src
+
+
+def expected_row(payload: bytes) -> dict:
+    """What the tweets table must hold for one status payload, by the documented rules."""
+    st = json.loads(payload)
+    user = st.get("user") or {}
+    rt = st.get("retweeted_status")
+    quoted = st.get("quoted_status")
+    quoted_id = _id(st, "quoted_status_id") or _id(quoted, "id")
+    quoted_sn = (quoted or {}).get("user", {}).get("screen_name")
+    if rt is not None:
+        rt_sn = rt["user"]["screen_name"]
+        text = f"RT @{rt_sn}: {_full_text(rt)}"
+        hashtags, mentions, urls, media_urls = _lists(rt)
+        mentions = None if mentions is None else [rt_sn, *mentions]
+        tweet_type = "retweet"
+        rt_quoted = rt.get("quoted_status")
+        quoted_id = quoted_id or _id(rt, "quoted_status_id") or _id(rt_quoted, "id")
+        quoted_sn = quoted_sn or (rt_quoted or {}).get("user", {}).get("screen_name")
+    else:
+        rt_sn = None
+        text = _full_text(st)
+        hashtags, mentions, urls, media_urls = _lists(st)
+        if quoted is not None or quoted_id is not None or st.get("is_quote_status"):
+            tweet_type = "quote"
+        elif _id(st, "in_reply_to_status_id") is not None or _id(st, "in_reply_to_user_id") is not None:
+            tweet_type = "reply"
+        else:
+            tweet_type = "original"
+    point = (st.get("coordinates") or {}).get("coordinates") or [None, None]
+    place = st.get("place") or {}
+    return {
+        "id": _id(st, "id"),
+        "created_at": _when(st.get("created_at")),
+        "text": text,
+        "lang": st.get("lang"),
+        "source": _source(st.get("source")),
+        "tweet_type": tweet_type,
+        "user_id": _id(user, "id"),
+        "user_screen_name": user.get("screen_name"),
+        "user_name": user.get("name"),
+        "user_description": user.get("description"),
+        "user_location": user.get("location"),
+        "user_verified": user.get("verified"),
+        "user_followers_count": user.get("followers_count"),
+        "user_friends_count": user.get("friends_count"),
+        "user_statuses_count": user.get("statuses_count"),
+        "user_created_at": _when(user.get("created_at")),
+        "in_reply_to_status_id": _id(st, "in_reply_to_status_id"),
+        "in_reply_to_user_id": _id(st, "in_reply_to_user_id"),
+        "in_reply_to_screen_name": st.get("in_reply_to_screen_name"),
+        "retweeted_status_id": _id(rt, "id"),
+        "retweeted_user_screen_name": rt_sn,
+        "quoted_status_id": quoted_id,
+        "quoted_user_screen_name": quoted_sn,
+        "hashtags": hashtags,
+        "mentions": mentions,
+        "urls": urls,
+        "media_urls": media_urls,
+        "longitude": point[0],
+        "latitude": point[1],
+        "place_full_name": place.get("full_name"),
+        "place_country_code": place.get("country_code"),
+        "retweet_count": st.get("retweet_count"),
+        "favorite_count": st.get("favorite_count"),
+        "reply_count": st.get("reply_count"),
+        "quote_count": st.get("quote_count"),
+        "possibly_sensitive": st.get("possibly_sensitive"),
+        "filter_level": st.get("filter_level"),
+        "raw": payload.decode("utf-8"),
+    }
+
+
+def test_the_reference_flattener_covers_every_tweet_column():
+    reference = set(expected_row(b'{"id": 1, "in_reply_to_status_id": null}')) | {"received_at"}
+    assert reference == set(schema.TWEET_SCHEMA.names)
+
+
+# -- 1. every status, exactly once, right values, despite faults ---------------------------------
+
+
+def test_every_status_sent_is_stored_once_with_the_right_value_in_every_column(tmp_path):
+    n = 600
+    faults = [
+        Fault.http(503),
+        Fault.cut(after=150),
+        Fault.http(420),
+        Fault.stall(after=100, seconds=1.0),
+        Fault.cut(after=120),
+    ]
+    path = tmp_path / "python"
+    with StreamServer(statuses=n, faults=faults, record_payloads=True, notices=0.03, seed=3) as server:
+        started = datetime.now(timezone.utc)
+        c = capture(server.url, path)
+        try:
+            assert server.wait_sent(n, timeout=30), f"the server sent only {len(server.sent)} of {n}"
+            assert c.wait_for(stored=n, timeout=30), c.stats
+        finally:
+            c.stop()
+        ended = datetime.now(timezone.utc)
+        sent, payloads = server.sent, server.sent_payloads
+        injected = server.faults_injected
+    assert injected == collections.Counter({"http": 2, "cut": 2, "stall": 1})
+    stats = c.stats
+    assert stats.state == "stopped" and not c.running
+    assert stats.http_errors == 2 and stats.stalls >= 1 and stats.reconnects >= 3
+
+    rows = stored_rows(path)
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)), "a status was stored twice"
+    assert set(ids) == set(sent) and len(ids) == n == stats.stored
+
+    kinds = collections.Counter()
+    problems = []
+    for row in rows:
+        received_at = row.pop("received_at")
+        if not started <= received_at <= ended:
+            problems.append((row["id"], "received_at", received_at, (started, ended)))
+        want = expected_row(payloads[row["id"]])
+        kinds[want["tweet_type"]] += 1
+        problems.extend(
+            (row["id"], col, row[col], want[col]) for col in want if row[col] != want[col]
+        )
+    assert not problems, f"{len(problems)} wrong values (id, column, stored, expected): {problems[:8]}"
+    # The generated mix exercises every branch of the rules above.
+    assert min(kinds[k] for k in schema.TWEET_TYPES) > 10, kinds
+
+
+# -- 3. the live view, filter changes, prompt stop -----------------------------------------------
+
+
+def test_df_shows_the_newest_rows_while_the_capture_runs(tmp_path):
+    with StreamServer(rate=400, notices=0, seed=4) as server:
+        c = capture(server.url, tmp_path / "live", view_rows=150)
+        frames = []
+        try:
+            assert c.df.empty and list(c.df.columns) == schema.TWEET_SCHEMA.names[:-1]
+            for want in (40, 120, 300, 450):
+                assert c.wait_for(received=want, timeout=10)
+                assert wait_until(lambda want=want: len(c.df) >= min(want, 150) * 0.9, timeout=5)
+                frames.append(c.df)
+        finally:
+            c.stop()
+        sent = server.sent
+    position = {sid: i for i, sid in enumerate(sent)}  # one connection: arrival order
+    expected_dtypes = schema.empty_tweets().drop(columns=["raw"]).dtypes
+    spans = []
+    for df in frames:
+        assert "raw" not in df.columns
+        pd.testing.assert_series_equal(df.dtypes, expected_dtypes)
+        where = [position[i] for i in df["id"]]
+        # a contiguous run of what the server sent, oldest first, newest last
+        assert where == list(range(where[0], where[0] + len(where)))
+        assert df["received_at"].is_monotonic_increasing
+        spans.append((where[0], where[-1]))
+    assert len(frames[-1]) == 150
+    assert [s[1] for s in spans] == sorted({s[1] for s in spans}), f"the view did not move: {spans}"
+    assert spans[-1][0] > 0, "the oldest rows never left the view"
+
+
+def test_set_filter_switches_filters_without_losing_or_duplicating(tmp_path):
+    path = tmp_path / "switch"
+    with StreamServer(rate=500, notices=0, record_payloads=True, seed=5) as server:
+        c = capture(server.url, path, track=["python"])
+        try:
+            assert c.wait_for(stored=100, timeout=15)
+            before_switch = datetime.now(timezone.utc)
+            c.set_filter(track=["climate"])
+            after_switch = datetime.now(timezone.utc)
+            assert c.filter == {"track": ["climate"]}
+            assert c.wait_for(stored=c.stats.stored + 150, timeout=15)
+        finally:
+            c.stop()
+        # Stopping cuts the connection: statuses the server handed to the socket after the
+        # last read are gone with it. The accounting below therefore uses what was
+        # received; with a steady 500/s stream that is everything but the last moment.
+        sent, payloads = server.sent, server.sent_payloads
+        filter_requests = [r.params.get("track") for r in server.requests if r.status == 200]
+    assert filter_requests == [["python"], ["climate"]]
+    rows = stored_rows(path)
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == c.stats.stored == c.stats.received
+    assert set(ids) <= set(sent) and len(sent) - len(ids) <= 25
+    old = new = 0
+    for row in rows:
+        status = json.loads(payloads[row["id"]])
+        on_old = match_status(status, track=["python"])
+        on_new = match_status(status, track=["climate"])
+        if row["received_at"] < before_switch:
+            assert on_old, f"{row['id']} received before the switch does not match 'python'"
+            old += 1
+        elif row["received_at"] > after_switch:
+            assert on_new, f"{row['id']} received after the switch does not match 'climate'"
+            new += 1
+        else:  # received while switching: the old stream's last reads are kept
+            assert on_old or on_new
+    assert old >= 100 and new >= 150
+    manifest = json.loads((path / "streamkit.json").read_text())
+    filters = manifest["filters"]
+    assert [f["params"].get("track") for f in filters] == [["python"], ["climate"]]
+    assert all(f["started"] and f["ended"] for f in filters)
+    assert filters[0]["ended"] <= filters[1]["started"] <= filters[1]["ended"]
+
+
+@pytest.mark.parametrize("situation", ["silent stream", "mid back-off after 420"])
+def test_stop_returns_promptly(tmp_path, situation):
+    options = dict(FAST)
+    if situation == "silent stream":
+        server = StreamServer(statuses=0)  # keep-alives only every 30 s
+        options.update(timeout=90.0)  # the default: the reader sits in a blocking read
+        want = "streaming"
+    else:
+        server = StreamServer(faults=[Fault.http(420)])
+        options.update(retry_420=60.0)  # the default back-off after a 420
+        want = "backing off"
+    with server:
+        c = streamkit.collect(track=["python"], auth=make_auth(), base_url=server.url,
+                              path=tmp_path / "p", **options)
+        try:
+            assert wait_until(lambda: c.stats.state == want, timeout=10), c.stats
+            if want == "backing off":
+                assert "420" in c.stats.detail
+            t0 = time.monotonic()
+        finally:
+            c.stop()
+        elapsed = time.monotonic() - t0
+    assert elapsed < 3.0, f"stop() took {elapsed:.1f} s on a {situation}"
+    assert c.stats.state == "stopped" and not c.running
+
+
+# -- 4. pandas, pyarrow and DuckDB read the dataset, also while it is written ---------------------
+
+
+def _duck(path: Path, query: str):
+    con = duckdb.connect()
+    try:
+        glob = f"read_parquet('{(path / 'tweets').as_posix()}/**/*.parquet', hive_partitioning=true)"
+        return con.sql(query.format(t=glob)).to_arrow_table()
+    finally:
+        con.close()
+
+
+def test_pandas_pyarrow_and_duckdb_read_the_dataset_while_it_is_written(tmp_path):
+    path = tmp_path / "readers"
+    n = 2500
+    counts = {"pandas": [], "pyarrow": [], "duckdb": []}
+    with StreamServer(statuses=n, rate=1500, notices=0.02, seed=6) as server:
+        c = capture(server.url, path, flush_seconds=0.05)
+        try:
+            assert c.wait_for(stored=1, timeout=10)
+            while True:
+                done = c.stats.stored >= n
+                counts["pandas"].append(len(pd.read_parquet(path / "tweets", columns=["id"])))
+                table = pads.dataset(path / "tweets", format="parquet", partitioning="hive").to_table()
+                counts["pyarrow"].append(table.num_rows)
+                assert table.column("id").null_count == 0
+                counts["duckdb"].append(_duck(path, "select count(*) as n from {t}")["n"][0].as_py())
+                if done:
+                    break
+                assert c.running, c.stats
+        finally:
+            c.stop()
+    for reader, seen in counts.items():
+        assert seen == sorted(seen), f"{reader} saw the row count go down: {seen}"
+        assert seen[-1] == n and len(set(seen)) >= 3, (reader, seen)
+
+    names, types = schema.TWEET_SCHEMA.names, [f.type for f in schema.TWEET_SCHEMA]
+    by_pandas = pd.read_parquet(path / "tweets")
+    by_arrow = pads.dataset(path / "tweets", format="parquet", partitioning="hive").to_table()
+    by_duck = _duck(path, "select * from {t}")
+    for table in (pa.Table.from_pandas(by_pandas, preserve_index=False), by_arrow, by_duck):
+        assert [c for c in table.column_names if c != "date"] == names
+    assert [by_arrow.schema.field(x).type for x in names] == types
+    # DuckDB names the UTC zone "Etc/UTC"; the instants are the same.
+    utc = {pa.timestamp("us", tz="Etc/UTC"): pa.timestamp("us", tz="UTC")}
+    assert [utc.get(t, t) for t in (by_duck.schema.field(x).type for x in names)] == types
+    file_schema = pads.dataset(next((path / "tweets").rglob("*.parquet"))).schema
+    assert file_schema.remove_metadata().equals(schema.TWEET_SCHEMA.remove_metadata())
+    ids = sorted(by_arrow["id"].to_pylist())
+    assert sorted(by_pandas["id"]) == ids == sorted(by_duck["id"].to_pylist())
+    assert len(ids) == len(set(ids)) == n
+
+
+# -- 5. stats add up; states ----------------------------------------------------------------------
+
+
+def _notice_kinds(notices):
+    return collections.Counter(next(iter(n)) for n in notices)
+
+
+def test_stats_add_up_with_garbage_notices_and_reconnects(tmp_path):
+    path = tmp_path / "stats"
+    n = 400
+    # The first stream carries every status and notice (and one malformed message); once
+    # the budget is spent it goes quiet, the client's stall timeout reconnects, and the next
+    # stream sends invalid UTF-8 at once. A disconnect notice ends the third stream.
+    faults = [
+        Fault.http(503),
+        Fault.garbage(after=30, kind="malformed_json"),
+        Fault.garbage(after=0, kind="invalid_utf8"),
+        Fault.disconnect(after=0, code=7),
+    ]
+    with StreamServer(statuses=n, faults=faults, notices=0.15, seed=7) as server:
+        c = capture(server.url, path)
+        try:
+            assert server.wait_sent(n, timeout=20)
+            assert wait_until(lambda: not server.pending_faults and c.stats.state == "streaming"
+                              and len(server.requests) >= 5, timeout=20)
+        finally:
+            c.stop()
+        notices = server.sent_notices
+        requests_seen = server.requests
+        injected = server.faults_injected
+    s = c.stats
+    assert injected == collections.Counter({"http": 1, "garbage": 2, "disconnect": 1})
+    assert s.rejected == {"malformed_json": 1, "invalid_utf8": 1}
+    assert s.received == s.stored + s.duplicates + s.events + sum(s.rejected.values()), s
+    assert s.pending == 0 and s.stored == n and s.duplicates == 0
+
+    kinds = _notice_kinds(notices)
+    assert kinds["delete"] > 10 and kinds["limit"] > 3, kinds
+    assert s.events == len(notices)
+    assert s.deletes == kinds["delete"]
+    assert s.limit_notices == kinds["limit"]
+    # Every limit notice came on the first stream (the others carried no statuses), and
+    # Twitter's `track` is a running total per connection: the last one is the total.
+    assert s.withheld == max(x["limit"]["track"] for x in notices if "limit" in x)
+    events = streamkit.read_events(path)
+    assert collections.Counter(events["event_type"]) == kinds
+
+    streams = sum(r.status == 200 for r in requests_seen)
+    assert s.reconnects == streams - 1 >= 3
+    assert s.http_errors == sum(r.status >= 400 for r in requests_seen) == 1
+    assert s.stalls >= 2 and s.errors >= s.http_errors + s.stalls
+    assert s.bytes > n * 1000 and s.state == "stopped" and s.last_flush is not None
+
+
+def test_withheld_counts_each_connection_from_zero(tmp_path):
+    """A limit notice's ``track`` is "undelivered tweets since the connection opened"."""
+    path = tmp_path / "limits"
+    # The disconnect notice marks where the first connection ended in server.sent_notices.
+    with StreamServer(statuses=500, faults=[Fault.disconnect(after=250)], notices=0.2,
+                      seed=8) as server:
+        c = capture(server.url, path)
+        try:
+            assert server.wait_sent(500, timeout=20)
+            assert c.wait_for(stored=500, timeout=20)
+        finally:
+            c.stop()
+        notices = server.sent_notices
+    cut = next(i for i, x in enumerate(notices) if "disconnect" in x)
+    per_connection = [
+        [x["limit"]["track"] for x in part if "limit" in x] for part in (notices[:cut], notices[cut:])
+    ]
+    assert all(per_connection), per_connection
+    expected = sum(max(tracks) for tracks in per_connection)
+    assert c.stats.limit_notices == sum(map(len, per_connection))
+    assert c.stats.withheld == expected, (
+        f"withheld={c.stats.withheld} but the two connections reported {per_connection} "
+        f"(running totals per connection): expected {expected}"
+    )
+
+
+def test_stats_add_up_when_a_message_is_cut_in_half(tmp_path):
+    with StreamServer(statuses=200, faults=[Fault.cut(after=80)], notices=0, seed=9) as server:
+        c = capture(server.url, tmp_path / "cut")
+        try:
+            assert server.wait_sent(200, timeout=20)
+            assert c.wait_for(stored=200, timeout=20)
+        finally:
+            c.stop()
+    s = c.stats
+    assert s.stored == 200 and s.reconnects == 1
+    assert s.received == s.stored + s.duplicates + s.events + sum(s.rejected.values()), (
+        f"received={s.received} but stored+duplicates+events+rejected="
+        f"{s.stored + s.duplicates + s.events + sum(s.rejected.values())} (rejected={s.rejected}): "
+        "the half message a cut leaves is counted in `rejected` but never in `received`"
+    )
+
+
+def test_states_from_connecting_to_stopped(tmp_path):
+    seen: list[str] = []
+    with StreamServer(faults=[Fault.http(503)], rate=200, notices=0) as server:
+        c = capture(server.url, tmp_path / "states", retry_time=0.3)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                s = c.stats
+                if not seen or seen[-1] != s.state:
+                    seen.append(s.state)
+                    if s.state == "backing off":
+                        assert "503" in s.detail, s.detail
+                if s.state == "streaming" and s.stored > 0:
+                    break
+                time.sleep(0.002)
+        finally:
+            c.stop()
+    seen.append(c.stats.state)
+    assert seen[-1] == "stopped" and not c.running
+    core = [x for x in seen if x in ("connecting", "backing off", "streaming")]
+    assert core[:3] == ["connecting", "backing off", "connecting"], seen
+    assert core[-1] == "streaming", seen
+    assert set(seen) <= {"starting", "recovering", "connecting", "backing off", "streaming",
+                         "stopping", "stopped"}, seen
+
+
+def test_bad_credentials_fail_with_a_clear_error(tmp_path):
+    with StreamServer() as server:
+        c = streamkit.collect(track=["python"], auth=make_auth("wrong-secret"),
+                              base_url=server.url, path=tmp_path / "denied", **FAST)
+        try:
+            assert c.wait(timeout=10), "a 401 did not end the capture"
+        finally:
+            c.stop()
+    s = c.stats
+    assert not c.running and s.state == "failed"
+    assert "401" in s.last_error and "credentials" in s.last_error, s.last_error
+    assert isinstance(c.exception, streamkit.AuthError) and c.exception.status_code == 401
+    assert "wrong-secret" not in s.last_error and "wrong-secret" not in repr(c)
+
+
+# -- 6. read(), default paths, context manager, reprs, duplicates --------------------------------
+
+
+def test_read_drops_deleted_tweets_unless_asked(tmp_path):
+    path = tmp_path / "deletes"
+    with StreamServer(statuses=400, notices=0.2, seed=10) as server:
+        with capture(server.url, path) as c:
+            assert server.wait_sent(400, timeout=20)
+            assert c.wait_for(stored=400, timeout=20)
+        sent = set(server.sent)
+        deleted = {x["delete"]["status"]["id"] for x in server.sent_notices if "delete" in x}
+    assert deleted & sent, "the server deleted none of the statuses it sent"
+    assert set(streamkit.read(path)["id"]) == sent - deleted
+    everything = streamkit.read(path, include_deleted=True)
+    assert set(everything["id"]) == sent and everything["id"].is_monotonic_increasing
+
+
+def test_read_of_a_capture_with_nothing_committed_is_empty_with_the_full_schema(tmp_path):
+    path = tmp_path / "fresh"
+    with StreamServer(statuses=0) as server, capture(server.url, path) as c:
+        assert wait_until(lambda: c.stats.state == "streaming")
+        df = streamkit.read(path)
+        live = c.df
+    expected = schema.empty_tweets()
+    assert df.empty and list(df.columns) == schema.TWEET_SCHEMA.names
+    pd.testing.assert_series_equal(df.dtypes, expected.dtypes)
+    assert live.empty and list(live.columns) == schema.TWEET_SCHEMA.names[:-1]
+
+
+@pytest.mark.parametrize("phrase", [
+    "../../etc/passwd", "..", "/etc", "~root", "a/../../b", "C:\\Windows\\System32",
+    "\x00evil", "....//....//", "%2e%2e%2f", "\u2025/\u2025", " ", "#\u0000/..",
+])
+def test_default_path_never_leaves_data(phrase):
+    path = default_path(track=[phrase])
+    root = Path("data").resolve()
+    assert path.parts[0] == "data" and len(path.parts) == 2
+    assert path.resolve().parent == root and path.name not in ("", ".", "..")
+
+
+def test_collect_without_a_path_writes_under_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with StreamServer(statuses=20, notices=0) as server:
+        with streamkit.collect(track=["python", "../../escape"], auth=make_auth(),
+                               base_url=server.url, **FAST) as c:
+            assert c.wait_for(stored=20, timeout=10)
+    assert c.path.resolve().parent == (tmp_path / "data").resolve()
+    assert len(streamkit.read(c.path)) == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_the_context_manager_stops_and_commits_everything(tmp_path):
+    with StreamServer(statuses=120, notices=0) as server:
+        with capture(server.url, tmp_path / "cm", flush_seconds=30.0) as c:
+            assert c.running
+            assert c.wait_for(received=120, timeout=10)
+            assert c.stats.stored == 0  # nothing is due before 30 s...
+        assert not c.running and c.stats.state == "stopped"
+    assert len(streamkit.read(tmp_path / "cm")) == 120 == c.stats.stored  # ...but stop commits
+
+
+def test_no_secret_in_reprs_stats_or_files(tmp_path):
+    path = tmp_path / "secrets"
+    with StreamServer(statuses=50, faults=[Fault.http(503)]) as server:
+        c = capture(server.url, path)
+        try:
+            assert c.wait_for(stored=50, timeout=10)
+            shown = [repr(c), c._repr_html_(), repr(c.stats), str(c.stats.as_dict())]
+        finally:
+            c.stop()
+    shown += [repr(c), c._repr_html_(), str(c.stats.as_dict()), str(c.filter)]
+    assert "streamkit Collector" in shown[1] and "<table>" in shown[1]
+    blobs = [s.encode() for s in shown] + [p.read_bytes() for p in path.rglob("*") if p.is_file()]
+    for key in SECRETS:
+        secret = C[key].encode()
+        assert not [b for b in blobs if secret in b], f"{key} leaked"
+
+
+class _Replay(socketserver.ThreadingTCPServer):
+    """A streaming endpoint that sends the same recorded statuses on every connection."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        super().__init__(("127.0.0.1", 0), _ReplayHandler)
+        self.body = b"".join(p + b"\r\n" for p in payloads)
+        self.connections = 0
+
+
+class _ReplayHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = self.rfile.readline()
+            if not line:
+                return
+            head += line
+        length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        self.rfile.read(int(length.group(1)) if length else 0)
+        self.server.connections += 1
+        self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"connection: close\r\n\r\n" + self.server.body)
+
+
+def test_a_status_sent_again_is_stored_once_across_reconnects_and_captures(tmp_path):
+    path = tmp_path / "dupes"
+    with StreamServer(statuses=150, notices=0, record_payloads=True, seed=11) as server:
+        with capture(server.url, path) as first:
+            assert first.wait_for(stored=150, timeout=10)
+        payloads = [server.sent_payloads[i] for i in server.sent]
+    replay = _Replay(payloads)
+    thread = threading.Thread(target=replay.serve_forever, name="replay-server", daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{replay.server_address[1]}"
+        # Each connection re-sends all 150 and closes; the client reconnects and gets them again.
+        with capture(url, path) as second:
+            assert second.wait_for(received=450, timeout=20), second.stats
+    finally:
+        replay.shutdown()
+        replay.server_close()
+        thread.join(5)
+    s = second.stats
+    assert replay.connections >= 3 and s.received >= 450
+    assert s.stored == 0 and s.duplicates == s.received
+    df = streamkit.read(path)
+    assert len(df) == df["id"].nunique() == 150
+    assert sorted(df["id"]) == sorted(json.loads(p)["id"] for p in payloads)
+    rows = stored_rows(path)
+    assert len(rows) == 150, "a duplicate reached the Parquet files"
