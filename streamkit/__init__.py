@@ -34,6 +34,7 @@ from .listener import MessageError, StreamListener
 from .models import Status, User
 from .sink import read, read_events
 from .streaming import Stream
+from .widgets import panel  # builds ipywidgets only when called
 
 logging.getLogger("streamkit").addHandler(logging.NullHandler())
 
@@ -62,6 +63,7 @@ __all__ = [
     "__version__",
     "auth_from_env",
     "collect",
+    "panel",
     "read",
     "read_events",
 ]

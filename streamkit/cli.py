@@ -4,30 +4,25 @@ A thin adapter over the library. Status and progress go to stderr, data to
 files and stdout. Credentials come only from the ``STREAMKIT_*`` environment
 variables, never from options (other users can read a command line in ``ps``).
 Exit status: 0 ok, 1 a runtime failure, 2 a usage error, 130 quit by a second signal.
-
-Examples
---------
->>> main(["--version"])  # doctest: +ELLIPSIS
-streamkit ...
-0
->>> parse_duration("1h30m")
-5400.0
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import logging
+import math
 import os
 import re
 import shlex
 import signal
 import sys
+import textwrap
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -36,41 +31,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import schema as _schema
 from ._exceptions import ConfigError, SinkError, StreamkitError
 from ._version import __version__
 from .auth import ENV_VARS
 
-__all__ = ["build_parser", "format_summary", "main", "parse_duration", "summarize"]
+__all__ = ["main", "parse_duration", "summarize"]
 
-_OAUTH_VARS = [ENV_VARS[k] for k in ("consumer_key", "consumer_secret", "access_token", "access_token_secret")]
+_OAUTH = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 _DEMO_TRACK = ["python", "climate", "music"]
-_STATUS_EVERY = 60.0  # seconds between status lines when stderr is not a terminal (no bar)
+_STATUS_EVERY = 60.0  # seconds between status lines when there is no progress bar
 
-
-class _UsageError(Exception):
-    """A command line that cannot work: exit status 2."""
-
-
-# -- small helpers -----------------------------------------------------------------------------
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _safe_url(url: str) -> str:
-    """The URL without user info or query: either could hold a secret."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
-
-
 def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024:
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TB"
+    exp = min(int(math.log(max(n, 1), 1024)), 4)
+    return f"{n:,.0f} B" if exp == 0 else f"{n / 1024 ** exp:,.1f} {'KMGT'[exp - 1]}B"
 
 
 def _human_seconds(s: float) -> str:
@@ -85,8 +66,8 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(text: str) -> float:
     """Seconds in a duration such as ``2h``, ``30m``, ``90s``, ``1h30m``, ``1.5d`` or ``3600``.
 
-    Each number takes a unit (``s``, ``m``, ``h``, ``d``); a lone number is seconds.
-    Raises ValueError for anything else, or for zero.
+    Each number takes a unit (``s``, ``m``, ``h``, ``d``); a lone number is
+    seconds. Anything else, or zero, raises ValueError.
 
     Examples
     --------
@@ -100,8 +81,7 @@ def parse_duration(text: str) -> float:
     s = text.strip().lower().replace(" ", "")
     parts = _DURATION_PART.findall(s)
     ok = parts and "".join(n + u for n, u in parts) == s and (len(parts) == 1 or all(u for _, u in parts))
-    total = sum(float(n) * _UNITS[u] for n, u in parts) if ok else 0.0
-    if total <= 0:
+    if not ok or (total := sum(float(n) * _UNITS[u] for n, u in parts)) <= 0:
         raise ValueError(f"{text!r} is not a duration: write e.g. 2h, 30m, 90s, 1h30m or 3600 (seconds)")
     return total
 
@@ -128,14 +108,13 @@ def _locations(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"{text!r}: locations are numbers, W,S,E,N per box") from None
+        values = []
     if not values or len(values) % 4:
-        raise ValueError(f"{text!r}: give 4 numbers per box (W,S,E,N: south-west corner first)")
+        raise ValueError(f"{text!r}: give 4 numbers per box: W,S,E,N (south-west corner first)")
     for i in range(0, len(values), 4):
         w, s, e, n = box = values[i:i + 4]
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-            raise ValueError(f"box {box}: write W,S,E,N (south-west corner first), longitudes "
-                             "in [-180, 180], latitudes in [-90, 90]")
+            raise ValueError(f"box {box}: write W,S,E,N (south-west corner first), lon in [-180, 180], lat in [-90, 90]")
     return values
 
 
@@ -144,21 +123,21 @@ def _split(values: Sequence[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-# -- the shared summary (demo and inspect) ------------------------------------------------------
+# -- the summary shared by demo and inspect ------------------------------------------------
 
 def _read_table(folder: Path, schema: pa.Schema, columns: list[str]) -> pa.Table:
     for _ in range(3):  # recovery may remove a file between listing and reading
         if not folder.is_dir():
             return schema.empty_table().select(columns)
         try:
-            return pads.dataset(folder, schema=schema, format="parquet",
-                                ignore_prefixes=[".", "_"]).to_table(columns=columns)
+            dataset = pads.dataset(folder, schema=schema, format="parquet", ignore_prefixes=[".", "_"])
+            return dataset.to_table(columns=columns)
         except FileNotFoundError:
             time.sleep(0.05)
         except (OSError, pa.ArrowException) as exc:
-            raise SinkError(f"cannot read the Parquet files in {str(folder)!r}: {exc}. "
-                            "A file may be damaged; move it away and retry.") from exc
-    raise SinkError(f"files in {str(folder)!r} keep vanishing while read; retry.")
+            raise SinkError(f"cannot read the Parquet files in {str(folder)!r}: {exc}. A file may be damaged; "
+                            "move it away and retry.") from exc
+    raise SinkError(f"files in {str(folder)!r} kept vanishing while being read; retry.")
 
 
 def _counts(values: pa.ChunkedArray | pa.Array, top: int | None = None) -> dict[str, int]:
@@ -166,6 +145,15 @@ def _counts(values: pa.ChunkedArray | pa.Array, top: int | None = None) -> dict[
     vc = pc.value_counts(values)
     pairs = zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)
     return {str(v): int(n) for v, n in sorted(pairs, key=lambda p: (-p[1], str(p[0])))[:top]}
+
+
+def _disk_usage(folder: Path) -> int:
+    total = 0
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):  # removed while walking
+                total += os.stat(os.path.join(dirpath, name)).st_size
+    return total
 
 
 def _iso(value: Any) -> str | None:
@@ -230,11 +218,10 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
         tweets = tweets.sort_by("id")
         ids = tweets.column("id").to_numpy()
         keep = np.ones(len(ids), dtype=bool)
-        keep[1:] = ids[1:] != ids[:-1]  # the writer dedupes; this is the reader's guarantee too
+        keep[1:] = ids[1:] != ids[:-1]  # the writer dedupes; read() guarantees it again
         tweets = tweets.filter(pa.array(keep))
         deleted = events.filter(pc.equal(events.column("event_type"), "delete")).column("status_id")
-        deleted = deleted.combine_chunks().drop_null()
-        if len(deleted):
+        if len(deleted := deleted.combine_chunks().drop_null()):
             tweets = tweets.filter(pc.invert(pc.is_in(tweets.column("id"), value_set=deleted)))
 
     def span(column: str) -> dict[str, str | None]:
@@ -242,18 +229,7 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
         return {"min": _iso(mm["min"]), "max": _iso(mm["max"])}
 
     parts = {kind: list((root / kind).glob("date=*/part-*.parquet")) for kind in ("tweets", "events")}
-    total = wal = 0
-    for dirpath, _dirs, names in os.walk(root):
-        in_wal = Path(dirpath).relative_to(root).parts[:1] == ("_wal",)
-        for name in names:
-            try:
-                size = os.stat(os.path.join(dirpath, name)).st_size
-            except OSError:  # removed while walking
-                continue
-            total += size
-            wal += size if in_wal else 0
-    by_event = _counts(events.column("event_type"))
-    types = _counts(tweets.column("tweet_type"))
+    by_event, types = _counts(events.column("event_type")), _counts(tweets.column("tweet_type"))
     return {
         "path": str(root),
         "rows": tweets.num_rows,
@@ -261,8 +237,8 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
         "files": len(parts["tweets"]) + len(parts["events"]),
         "tweet_files": len(parts["tweets"]),
         "event_files": len(parts["events"]),
-        "bytes": total,
-        "wal_bytes": wal,
+        "bytes": _disk_usage(root),
+        "wal_bytes": _disk_usage(root / "_wal"),
         "created_at": span("created_at"),
         "received_at": span("received_at"),
         "filters": manifest.get("filters", []),
@@ -282,49 +258,37 @@ def _share(counts: dict[str, int], total: int) -> str:
     return ", ".join(f"{k} {n / total:.0%}" for k, n in counts.items()) if counts and total else "-"
 
 
-def _filter_text(params: dict[str, Any]) -> str:
-    text = " ".join(f"{k}=" + (",".join(map(str, v)) if isinstance(v, list) else str(v))
-                    for k, v in params.items() if k != "endpoint")
-    return ("sample " + text).strip() if params.get("endpoint") == "statuses/sample" else text or "-"
-
-
-def _span_text(lo: str | None, hi: str | None) -> str:
-    if lo is None or hi is None:
+def _span_text(lo: str | None, hi: str | None, *, length: bool = True) -> str:
+    if lo is None:
         return "-"
-    a, b = (_dt.datetime.strptime(x, "%Y-%m-%dT%H:%M:%SZ") for x in (lo, hi))
+    a = _dt.datetime.fromisoformat(lo.replace("Z", "+00:00"))
+    if hi is None:
+        return f"since {a:%Y-%m-%d %H:%M:%S} UTC, still open"
+    b = _dt.datetime.fromisoformat(hi.replace("Z", "+00:00"))
     end = b.strftime("%H:%M:%S" if a.date() == b.date() else "%Y-%m-%d %H:%M:%S")
-    return f"{a:%Y-%m-%d %H:%M:%S} -> {end} UTC ({_human_seconds((b - a).total_seconds())})"
+    return f"{a:%Y-%m-%d %H:%M:%S} -> {end} UTC" + (f" ({_human_seconds((b - a).total_seconds())})" * length)
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """The text report of a :func:`summarize` result (what ``streamkit inspect`` prints).
-
-    Examples
-    --------
-    >>> s = {"path": "data/x", "rows": 0, "users": 0, "files": 0, "tweet_files": 0,
-    ...      "event_files": 0, "bytes": 0, "wal_bytes": 0, "created_at": {"min": None},
-    ...      "filters": [], "events": {}, "deletes": 0, "limit_notices": 0,
-    ...      "top_hashtags": {}, "languages": {}, "tweet_types": {}, "source": {}}
-    >>> print(format_summary(s).splitlines()[1])
-      rows          0 tweets from 0 users (one row per id; deleted tweets left out)
-    """
-    rows, s = summary["rows"], summary
+def _format_summary(s: dict[str, Any]) -> str:
+    """The text report of a :func:`summarize` result (what ``streamkit inspect`` prints)."""
+    rows = s["rows"]
     others = sum(s["events"].values()) - s["deletes"] - s["limit_notices"]
-    wal = f" ({_human_bytes(s['wal_bytes'])} in the write-ahead log)" if s["wal_bytes"] else ""
+    wal = f", {_human_bytes(s['wal_bytes'])} of it write-ahead log" if s["wal_bytes"] else ""
     lines = [
         f"streamkit dataset {s['path']}",
         f"  rows          {rows:,} tweets from {s['users']:,} users (one row per id; deleted tweets left out)",
-        f"  files         {s['files']:,} part files ({s['tweet_files']:,} tweets, {s['event_files']:,} events), "
+        f"  files         {s['files']:,} part files ({s['tweet_files']:,} tweets, {s['event_files']:,} events); "
         f"{_human_bytes(s['bytes'])} on disk{wal}",
-        f"  created_at    {_span_text(s['created_at'].get('min'), s['created_at'].get('max'))}",
+        f"  created_at    {_span_text(s['created_at']['min'], s['created_at']['max'])}",
         f"  notices       {s['deletes']:,} deletes, {s['limit_notices']:,} limit notices, {others:,} other",
     ]
-    for i, f in enumerate(s["filters"] or [None]):
-        if f is None:
-            lines.append("  filters       -")
-            continue
-        when = f"{f.get('started')} -> {f['ended']}" if f.get("ended") else f"since {f.get('started')}, still open"
-        lines.append(f"  {'filters' if i == 0 else '':<13} {_filter_text(f.get('params', {}))}  [{when}]")
+    for i, f in enumerate(s["filters"] or [{}]):
+        params = f.get("params", {})
+        what = " ".join(f"{k}=" + (",".join(map(str, v)) if isinstance(v, list) else str(v))
+                        for k, v in params.items() if k != "endpoint")
+        what = ("sample " + what).strip() if params.get("endpoint") == "statuses/sample" else what or "-"
+        when = f"  [{_span_text(f['started'], f.get('ended'), length=False)}]" if f.get("started") else ""
+        lines.append(f"  {'filters' if i == 0 else '':<13} {what}{when}")
     tags = ", ".join(f"#{t} {n:,}" for t, n in s["top_hashtags"].items()) or "-"
     lines += [f"  top hashtags  {tags}", f"  languages     {_share(s['languages'], rows)}",
               f"  tweet types   {_share(s['tweet_types'], rows)}"]
@@ -341,21 +305,22 @@ def _how_to_read(path: Path) -> str:
             f"  {duck}\n  streamkit inspect {shlex.quote(str(path))}")
 
 
-# -- running a capture in the foreground --------------------------------------------------------
+@contextlib.contextmanager
+def _signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` (only the main thread can install handlers)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
 
-def _install_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
+def _capture(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str | None, float, int]:
+    """Run ``collect(**kwargs)`` in the foreground: (collector, signal name, seconds, exit status)."""
+    from .collect import collect
 
-def _restore_signals(previous: dict[int, Any]) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-
-
-def _run_foreground(collector: Any, *, quiet: bool, bar: bool) -> str | None:
-    """Wait until the capture ends or a signal asks it to; returns the signal's name, if any."""
     # The handler only sets a flag: stop() joins threads, which belongs on the main
     # thread's normal path. A second signal quits at once (the WAL keeps the rest).
     caught: list[str] = []
@@ -365,49 +330,31 @@ def _run_foreground(collector: Any, *, quiet: bool, bar: bool) -> str | None:
         if len(caught) > 1:
             raise KeyboardInterrupt
 
-    previous = _install_signals(on_signal)
-    try:
-        last_status = time.monotonic()
-        while not collector.wait(0.5):
-            if caught:
-                if not quiet:
-                    _err(f"streamkit: {caught[0]}: stopping and committing what was received "
-                         "(send it again to quit at once; the write-ahead log keeps the rest)")
-                collector.stop()
-                break
-            if not (quiet or bar) and time.monotonic() - last_status >= _STATUS_EVERY:
-                last_status, s = time.monotonic(), collector.stats
-                _err(f"streamkit: {s.detail or s.state}: {s.stored:,} stored, {s.rate:,.0f} msg/s, "
-                     f"{s.reconnects} reconnects")
-    finally:
-        _restore_signals(previous)
-    return caught[0] if caught else None
-
-
-def _capture(args: argparse.Namespace, **kwargs: Any) -> tuple[Any, str | None, float, int]:
-    """Run ``collect(**kwargs)`` in the foreground: (collector, signal name, seconds, exit status)."""
-    from .collect import collect
-
     bar = not args.quiet and getattr(sys.stderr, "isatty", lambda: False)()
-    started = time.monotonic()
+    started = last_status = time.monotonic()
+    collector = collect(progress=bar, view_rows=0, **kwargs)  # a ConfigError is a usage error
     try:
-        collector = collect(progress=bar, view_rows=0, **kwargs)
-    except ConfigError as exc:
-        raise _UsageError(str(exc)) from exc
-    try:
-        why = _run_foreground(collector, quiet=args.quiet, bar=bar)
+        with _signals(on_signal):
+            while not collector.wait(0.5):
+                if caught:
+                    if not args.quiet:
+                        _err(f"streamkit: {caught[0]}: stopping and committing what was received "
+                             "(send it again to quit at once; the write-ahead log keeps the rest)")
+                    collector.stop()
+                    break
+                if not (args.quiet or bar) and time.monotonic() - last_status >= _STATUS_EVERY:
+                    last_status, s = time.monotonic(), collector.stats
+                    _err(f"streamkit: {s.detail or s.state}: {s.stored:,} stored, {s.rate:,.0f} msg/s, "
+                         f"{s.reconnects} reconnects")
     except Exception:  # not KeyboardInterrupt: a second signal means quit now
         collector.stop()
         raise
-    code, s = 0, collector.stats
-    if collector.running:
-        _err(f"streamkit: the writer did not finish; what was received stays in {collector.path / '_wal'} "
-             "and is committed by the next run into the same folder.")
-        code = 1
-    elif s.state == "failed":
+    s = collector.stats
+    if s.state == "failed":
         _err(f"streamkit: the capture failed: {s.last_error or s.detail}")
-        code = 1
-    return collector, why, time.monotonic() - started, code
+    # Still running: stop() timed out and logged that the write-ahead log keeps the data.
+    code = 1 if s.state == "failed" or collector.running else 0
+    return collector, caught[0] if caught else None, time.monotonic() - started, code
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
@@ -417,37 +364,37 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     track, follow, languages = _split(args.track), _split(args.follow), _split(args.language)
     locations = [v for box in args.locations or [] for v in box] or None
     if bad := [f for f in follow if not f.isdigit()]:
-        raise _UsageError(f"--follow takes numeric user ids, not {', '.join(bad)}")
+        raise ConfigError(f"--follow takes numeric user ids, not {', '.join(bad)}")
     if args.sample and (track or follow or locations):
-        raise _UsageError("use either --sample or a filter (--track/--follow/--locations), not both")
+        raise ConfigError("use either --sample or a filter (--track/--follow/--locations), not both")
     if not (args.sample or track or follow or locations):
-        raise _UsageError("say what to collect: --track WORDS, --follow IDS, --locations BOXES or --sample")
+        raise ConfigError("say what to collect: --track WORDS, --follow IDS, --locations BOXES or --sample")
     try:
         auth = auth_from_env()
     except ConfigError as exc:
-        raise _UsageError(f"{exc} The command reads credentials only from {', '.join(_OAUTH_VARS)}, "
-                          "never from options (`streamkit serve` prints test values for a local server).") from None
-    options: dict[str, Any] = {"sample": True} if args.sample else {}
-    for key, value in (("duration", args.duration), ("max_tweets", args.limit), ("timeout", args.timeout)):
-        if value is not None:
-            options[key] = value
+        missing = [ENV_VARS[k] for k in _OAUTH if not os.environ.get(ENV_VARS[k], "").strip()]
+        raise ConfigError(f"missing credentials: set {', '.join(missing)} in the environment. The command reads them "
+                          "only from there, never from options (`streamkit serve` prints test values for a local "
+                          "server)." if missing else str(exc)) from None
+    options = {k: v for k, v in (("duration", args.duration), ("max_tweets", args.limit), ("timeout", args.timeout),
+                                 ("sample", args.sample or None)) if v is not None}
     path = Path(args.out) if args.out else default_path(track=track, follow=follow, locations=locations)
     if not args.quiet:
         what = "the sample stream" if args.sample else " ".join(
             f"{k}={','.join(map(str, v))}" for k, v in (("track", track), ("follow", follow), ("locations", locations)) if v)
-        _err(f"streamkit: collecting {what} from {_safe_url(args.base_url or 'https://stream.twitter.com')} "
-             f"into {path}; Ctrl-C or SIGTERM stops and saves.")
+        u = urlsplit(args.base_url or "https://stream.twitter.com")  # user info or a query may hold secrets
+        url = urlunsplit((u.scheme, u.netloc.rpartition("@")[2], u.path, "", ""))
+        _err(f"streamkit: collecting {what} from {url} into {path}; Ctrl-C or SIGTERM stops and saves.")
     collector, why, elapsed, code = _capture(
         args, track=track or None, follow=follow or None, locations=locations, languages=languages or None,
         auth=auth, path=path, base_url=args.base_url, flush_seconds=args.flush_seconds,
         keep_raw=not args.no_raw, **options)
-    s = collector.stats
     if not args.quiet:
+        s = collector.stats
         ended = f"stopped by {why}" if why else "finished" if code == 0 else "ended"
         _err(f"streamkit: {ended} after {_human_seconds(elapsed)}: {s.stored:,} tweets stored in {path} "
              f"({s.received:,} messages received, {s.duplicates:,} duplicates, {s.deletes:,} deletes, "
-             f"{s.reconnects} reconnects).")
-        _err(_how_to_read(path))
+             f"{s.reconnects} reconnects)." + ("\n" + _how_to_read(path)) * bool(s.stored or not code))
     return code
 
 
@@ -456,31 +403,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .testing import TEST_CREDENTIALS, Fault, StreamServer
 
     n = max(4, int(args.rate * args.seconds))
-    # A cut mid-message, a disconnect notice and one malformed message, so the demo
-    # shows the capture riding through them. No HTTP errors: by Twitter's policy
-    # they back off for seconds to minutes.
+    # A cut mid-message, a disconnect notice and a malformed message: the demo shows the
+    # capture riding through them. No HTTP errors: Twitter's policy backs off for seconds.
     faults = [Fault.cut(after=n // 4), Fault.disconnect(after=n // 4, code=12), Fault.garbage(after=n // 8)]
-    out = Path(args.out)
-    auth = OAuthHandler(TEST_CREDENTIALS["consumer_key"], TEST_CREDENTIALS["consumer_secret"])
-    auth.set_access_token(TEST_CREDENTIALS["access_token"], TEST_CREDENTIALS["access_token_secret"])
+    auth = OAuthHandler(*(TEST_CREDENTIALS[k] for k in _OAUTH[:2]))
+    auth.set_access_token(*(TEST_CREDENTIALS[k] for k in _OAUTH[2:]))
     if not args.quiet:
         _err(f"streamkit demo: a local test stream at {args.rate:,.0f} tweets/s for {args.seconds:g} s "
-             f"(track={','.join(_DEMO_TRACK)}, faults injected) into {out}")
+             f"(track={','.join(_DEMO_TRACK)}, faults injected) into {args.out}")
     with StreamServer(rate=args.rate, faults=faults) as server:
-        collector, why, elapsed, code = _capture(
-            args, track=_DEMO_TRACK, auth=auth, base_url=server.url, path=out,
-            duration=args.seconds, flush_seconds=1.0)
-    s = collector.stats
+        collector, why, elapsed, code = _capture(args, track=_DEMO_TRACK, auth=auth, base_url=server.url,
+                                                 path=args.out, duration=args.seconds, flush_seconds=1.0)
+    s, out = collector.stats, Path(args.out)
     bad = sum(s.rejected.values())
     print(f"This run: {s.stored:,} tweets stored in {_human_seconds(elapsed)}{f' (stopped by {why})' if why else ''}; "
           f"{s.reconnects} reconnects after injected faults, {bad} malformed message{'s' * (bad != 1)} skipped.\n")
-    print(format_summary(summarize(out)) + "\n\n" + _how_to_read(out))
+    print(_format_summary(summarize(out)) + "\n\n" + _how_to_read(out))
     return code
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     summary = summarize(args.path, top=args.top)
-    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else format_summary(summary))
+    print(json.dumps(summary, indent=2, ensure_ascii=False) if args.json else _format_summary(summary))
     return 0
 
 
@@ -499,46 +443,34 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def on_signal(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt  # serve_forever() stops the server on it
 
-    previous = _install_signals(on_signal)
-    try:
-        creds = "\n".join(f"  export {ENV_VARS[k]}={shlex.quote(TEST_CREDENTIALS[k])}"
-                          for k in ("consumer_key", "consumer_secret", "access_token", "access_token_secret"))
-        _err(f"streamkit test stream server on {server.url} (Ctrl-C to stop)\n"
-             f"Its credentials are public test values:\n{creds}\n"
-             f"Then: streamkit collect --track python --base-url {server.url}")
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        _restore_signals(previous)
+    exports = "\n".join(f"  export {ENV_VARS[k]}={shlex.quote(TEST_CREDENTIALS[k])}" for k in _OAUTH)
+    _err(f"streamkit test stream server on {server.url} (Ctrl-C to stop)\n"
+         f"Its credentials are public test values:\n{exports}\n"
+         f"Then: streamkit collect --track python --base-url {server.url}")
+    with _signals(on_signal), contextlib.suppress(KeyboardInterrupt):
+        try:
+            server.serve_forever()
+        finally:
+            server.stop()
     _err(f"streamkit serve: stopped after sending {len(server.sent):,} statuses")
     return 0
 
 
-# -- the parser ---------------------------------------------------------------------------------
+# -- the parser ------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``streamkit`` argument parser, with one sub-parser per command.
-
-    Examples
-    --------
-    >>> build_parser().parse_args(["inspect", "data/x", "--json"]).json
-    True
-    """
-    fmt = argparse.RawDescriptionHelpFormatter
+def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="streamkit", formatter_class=fmt,
+        prog="streamkit", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Capture live social-media streams into Parquet datasets.",
         epilog="Start with `streamkit demo`: no credentials or internet needed.\n"
                "`streamkit COMMAND --help` describes each command.")
-    parser.add_argument("--version", action="version", version=f"streamkit {__version__}",
-                        help="Show the version and exit.")
+    parser.add_argument("--version", action="version", version=f"streamkit {__version__}", help="Show the version and exit.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str,
-                epilog: str | None = None, quiet: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=description, epilog=epilog, formatter_class=fmt)
+    def command(name: str, func: Callable[..., int], help: str, description: str, epilog: str | None = None,
+                quiet: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=textwrap.fill(description, 88), epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(func=func)
         p.add_argument("-v", "--verbose", action="count", default=0,
                        help="Log more to stderr: -v for informational messages, -vv for debugging.")
@@ -547,34 +479,29 @@ def build_parser() -> argparse.ArgumentParser:
                            help="No progress bar, status lines or closing report; errors are still printed.")
         return p
 
-    env = "\n".join(f"  {v}" for v in _OAUTH_VARS)
-    c = command(
-        "collect", _cmd_collect, "Capture a stream into a Parquet dataset until stopped.",
-        "Capture the statuses/filter (or sample) stream into a Parquet dataset in the foreground, until "
-        "Ctrl-C, SIGTERM, --duration or --limit. Everything received goes to a write-ahead log first: "
-        "stopping commits it, and the next run into the same --out folder recovers a crash.",
-        f"Credentials come only from the environment (OAuth 1.0a user context):\n{env}\n\nExample:\n"
-        "  streamkit collect --track climate --track 'cop30,#cop30' --duration 2h --out data/climate",
-        quiet=True)
+    env = "\n".join(f"  {ENV_VARS[k]}" for k in _OAUTH)
+    c = command("collect", _cmd_collect, "Capture a stream into a Parquet dataset until stopped.",
+                "Capture the statuses/filter (or sample) stream into a Parquet dataset in the foreground, until "
+                "Ctrl-C, SIGTERM, --duration or --limit. Everything received goes to a write-ahead log first: "
+                "stopping commits it, and the next run into the same --out folder recovers after a crash.",
+                f"Credentials come only from the environment (OAuth 1.0a user context):\n{env}\n\nExample:\n"
+                "  streamkit collect --track climate --track 'cop30,#cop30' --duration 2h --out data/climate",
+                quiet=True)
     c.add_argument("--track", action="append", metavar="WORDS",
                    help="Keywords or phrases to track; repeat the option or separate with commas (either means OR).")
     c.add_argument("--follow", action="extend", nargs="+", metavar="ID",
                    help="Numeric user ids whose tweets to capture (space or comma separated).")
     c.add_argument("--locations", action="append", type=_arg(_locations), metavar="W,S,E,N",
-                   help="Bounding boxes, 4 numbers each, south-west corner first; "
-                        "e.g. --locations -122.75,36.8,-121.75,37.8.")
+                   help="Bounding boxes, 4 numbers each, south-west corner first: -122.75,36.8,-121.75,37.8.")
     c.add_argument("--language", action="append", metavar="LANG",
                    help="Only tweets in these languages (BCP 47 codes such as en, es; commas or repeat).")
-    c.add_argument("--sample", action="store_true",
-                   help="Capture the sample stream (a random ~1%% of all tweets) instead of a filter.")
+    c.add_argument("--sample", action="store_true", help="Capture the sample stream (~1%% of all tweets), not a filter.")
     c.add_argument("--out", metavar="PATH",
                    help="Dataset folder (default: data/<name from the filter>); an existing dataset is appended to.")
-    c.add_argument("--duration", type=_arg(parse_duration), metavar="TIME",
-                   help="Stop after this long: 2h, 30m, 90s, 1h30m or plain seconds.")
+    c.add_argument("--duration", type=_arg(parse_duration), metavar="TIME", help="Stop after 2h, 30m, 90s, 1h30m, 3600 (s)...")
     c.add_argument("--limit", type=_positive(int), metavar="N", help="Stop once at least N tweets are stored.")
-    c.add_argument("--base-url", metavar="URL",
-                   help="Streaming endpoint (default https://stream.twitter.com); http:// only for a "
-                        "loopback host, e.g. a `streamkit serve` server.")
+    c.add_argument("--base-url", metavar="URL", help="Streaming endpoint (default https://stream.twitter.com); "
+                   "http:// only for a loopback host such as a `streamkit serve` server.")
     c.add_argument("--flush-seconds", type=_positive(float), default=5.0, metavar="S",
                    help="Commit a Parquet part file at least every S seconds (default 5).")
     c.add_argument("--no-raw", action="store_true",
@@ -582,60 +509,38 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=_positive(float), metavar="S",
                    help="Reconnect when nothing, not even a keep-alive, arrives for S seconds (default 90).")
 
-    d = command(
-        "demo", _cmd_demo, "Collect from a built-in local test stream, then summarise the data.",
-        "Start a local test stream server (realistic statuses, with a dropped connection, a "
-        "disconnect notice and a malformed message mixed in), collect from it, and print what was "
-        "stored. No credentials, no internet. Running it again appends to the same dataset.", quiet=True)
-    d.add_argument("--seconds", type=_positive(float), default=20.0, metavar="S",
-                   help="How long to collect (default 20).")
+    d = command("demo", _cmd_demo, "Collect from a built-in local test stream, then summarise the data.",
+                "Start a local test stream server (realistic statuses, with a dropped connection, a disconnect "
+                "notice and a malformed message mixed in), collect from it, and print what was stored. No "
+                "credentials, no internet. Running it again appends to the same dataset.", quiet=True)
+    d.add_argument("--seconds", type=_positive(float), default=20.0, metavar="S", help="How long to collect (default 20).")
     d.add_argument("--out", default=os.path.join("data", "demo"), metavar="PATH",
                    help="Dataset folder (default data/demo, relative to the current folder).")
-    d.add_argument("--rate", type=_positive(float), default=2000.0, metavar="R",
-                   help="Tweets per second the test server sends (default 2000).")
+    d.add_argument("--rate", type=_positive(float), default=2000.0, metavar="R", help="Tweets per second to send (default 2000).")
 
-    i = command(
-        "inspect", _cmd_inspect, "Summarise a dataset: rows, files, time span, filters, top values.",
-        "Summarise a dataset written by `streamkit collect`: rows (one per tweet id, deleted tweets "
-        "left out), files and bytes on disk, the created_at span, the filters with their time spans, "
-        "delete and limit notices, top hashtags, languages and tweet types.")
+    i = command("inspect", _cmd_inspect, "Summarise a dataset: rows, files, time span, filters, top values.",
+                "Summarise a dataset written by `streamkit collect`: rows (one per tweet id, deleted tweets left "
+                "out), files and bytes on disk, the created_at span, the filters with their time spans, delete "
+                "and limit notices, top hashtags, languages and tweet types.")
     i.add_argument("path", metavar="PATH", help="The dataset folder (it holds streamkit.json).")
     i.add_argument("--json", action="store_true", help="Print one JSON object to stdout instead of text.")
-    i.add_argument("--top", type=_positive(int), default=10, metavar="N",
-                   help="How many hashtags and languages to list (default 10).")
+    i.add_argument("--top", type=_positive(int), default=10, metavar="N", help="Hashtags and languages to list (default 10).")
 
-    s = command(
-        "serve", _cmd_serve, "Run the local test stream server in the foreground.",
-        "Serve the Twitter v1.1 streaming API on 127.0.0.1 with generated statuses, to try "
-        "`streamkit collect --base-url` or your own Tweepy-style code. It prints the URL and its "
-        "public test credentials; Ctrl-C or SIGTERM stops it.")
-    s.add_argument("--port", type=int, default=8080, metavar="PORT",
-                   help="Port on 127.0.0.1 (default 8080; 0 picks a free one).")
+    s = command("serve", _cmd_serve, "Run the local test stream server in the foreground.",
+                "Serve the Twitter v1.1 streaming API on 127.0.0.1 with generated statuses, to try `streamkit "
+                "collect --base-url` or your own Tweepy-style code. It prints the URL and its public test "
+                "credentials; Ctrl-C or SIGTERM stops it.")
+    s.add_argument("--port", type=int, default=8080, metavar="PORT", help="Port on 127.0.0.1 (default 8080; 0 picks a free one).")
     s.add_argument("--rate", type=float, default=100.0, metavar="R",
                    help="Statuses per second per connection (default 100; 0 sends as fast as the client reads).")
-    s.add_argument("--statuses", type=_positive(int), metavar="N",
-                   help="Send N statuses in all, then only keep-alives (default: endless).")
+    s.add_argument("--statuses", type=_positive(int), metavar="N", help="Send N statuses in all, then keep-alives (default: endless).")
     s.add_argument("--keepalive", type=_positive(float), default=30.0, metavar="S",
                    help="Send a keep-alive after S seconds of silence (default 30).")
     s.add_argument("--seed", type=int, default=0, metavar="N", help="Seed for the generated content (default 0).")
     return parser
 
 
-# -- entry point --------------------------------------------------------------------------------
-
-class _TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Log lines that do not tear a progress bar apart."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            from tqdm import tqdm
-
-            tqdm.write(self.format(record), file=self.stream)
-        except Exception:
-            self.handleError(record)
-
-
-def _fix_negative_locations(argv: list[str]) -> list[str]:
+def _glue_negative_locations(argv: list[str]) -> list[str]:
     # argparse takes "-122.75,36.8,..." for an option: glue it to its flag.
     out: list[str] = []
     for token in argv:
@@ -651,33 +556,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Examples
     --------
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    streamkit ...
+    0
     >>> main(["inspect", "no/such/folder"])
     2
     """
-    parser = build_parser()
+    parser = _build_parser()
     try:
-        args = parser.parse_args(_fix_negative_locations(list(sys.argv[1:] if argv is None else argv)))
+        args = parser.parse_args(_glue_negative_locations(list(sys.argv[1:] if argv is None else argv)))
     except SystemExit as exc:  # --help, --version, or a usage error argparse has printed
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
     logger = logging.getLogger("streamkit")  # only the command configures logging
-    handler, old_level = _TqdmHandler(sys.stderr), logger.level
+    handler, old_level = logging.StreamHandler(sys.stderr), logger.level
     handler.setFormatter(logging.Formatter("streamkit: %(message)s"))
-    logger.setLevel(logging.WARNING if args.verbose <= 0 else logging.INFO if args.verbose == 1 else logging.DEBUG)
+    quiet = getattr(args, "quiet", False) and not args.verbose
+    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING)
     logger.addHandler(handler)
     try:
-        return int(args.func(args))
-    except (_UsageError, ConfigError) as exc:
+        with logging_redirect_tqdm(loggers=[logger]):  # log lines must not tear a progress bar apart
+            return int(args.func(args))
+    except ConfigError as exc:
         _err(f"streamkit {args.command}: error: {exc}")
         return 2
     except StreamkitError as exc:
         _err(f"streamkit {args.command}: {exc}")
         return 1
     except KeyboardInterrupt:
-        _err(f"streamkit {args.command}: quit. Anything received but not committed is in the write-ahead "
-             "log; the next run into the same folder commits it.")
+        _err(f"streamkit {args.command}: quit. Anything received but not committed is in the write-ahead log; "
+             "the next run into the same folder commits it.")
         return 130
     except BrokenPipeError:  # e.g. `streamkit inspect --json PATH | head`
         devnull = os.open(os.devnull, os.O_WRONLY)

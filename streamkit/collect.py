@@ -540,6 +540,18 @@ class Collector:
             f"received={s.received:,} stored={s.stored:,} duplicates={s.duplicates:,}>"
         )
 
+    def panel(self, **options: Any) -> Any:
+        """The notebook control panel of this capture (needs ``pip install 'streamkit[notebook]'``)."""
+        from .widgets import panel  # lazy: ipywidgets is optional
+
+        return panel(self, **options)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        # In a kernel with ipywidgets: the panel; otherwise None, and IPython uses _repr_html_.
+        from .widgets import _collector_mimebundle
+
+        return _collector_mimebundle(self, include, exclude)
+
     def _repr_html_(self) -> str:
         import html
 
@@ -773,6 +785,11 @@ class Collector:
         try:
             self._stream.disconnect()
             ds.close_filter()
+            if ds.committed_seq >= wal.next_seq - 1:
+                # Everything is in Parquet: leave an empty log, not a copy of the data.
+                wal.sync()
+                wal.rotate()
+                wal.release(ds.committed_seq)
         except Exception as exc:
             self._note_error(f"could not close the dataset cleanly: {exc}")
         finally:

@@ -446,6 +446,25 @@ class WriteAheadLog:
         self._sizes[first] = len(_MAGIC)
         self._dir_dirty = True
 
+    def rotate(self) -> bool:
+        """Start a new segment if the active one holds records.
+
+        After everything is committed, ``rotate()`` then ``release(committed)``
+        leaves only an empty segment behind (it carries the numbering).
+
+        Returns
+        -------
+        bool
+            Whether a new segment was started.
+        """
+        with self._lock:
+            if self._closed:
+                raise SinkError(f"The write-ahead log {os.fspath(self._dir)!r} is closed.")
+            if self._segments[-1] == self._next_seq:
+                return False
+            self._rotate_locked(self._next_seq)
+            return True
+
     def skip_to(self, seq: int) -> None:
         """Continue numbering at ``seq`` (never backwards), in a new segment.
 
