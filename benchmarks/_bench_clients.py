@@ -376,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30.0, help="idle / latency duration")
     p.add_argument("--checkpoints", default="", help="memory: statuses at which to read peak RSS")
     p.add_argument("--rate", type=float, default=None, help="latency: the server's rate")
+    p.add_argument("--flush-seconds", type=float, default=None,
+                   help="latency: collect(flush_seconds=...); default: collect's own")
     a = p.parse_args(argv)
     table = {**CLIENTS, **_probes()}
     if a.name not in table:

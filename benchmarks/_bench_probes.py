@@ -124,8 +124,9 @@ def run_latency(a: argparse.Namespace) -> dict[str, Any]:
     observed = stored_rows = polls = 0
     poll_seconds = 0.0
     path = Path(a.tmp) / "latency"
+    options = {} if a.flush_seconds is None else {"flush_seconds": a.flush_seconds}
     c = streamkit.collect(track=[TRACK], auth=_streamkit_auth(), path=path, base_url=a.url,
-                          keep_raw=True, progress=False)
+                          keep_raw=True, progress=False, **options)
     flush_seconds = c.flush_seconds
     ended_at: float | None = None
     next_scan = 0.0

@@ -81,7 +81,8 @@ _MODES: dict[str, dict[str, Any]] = {
     "quick": {"sizes": [10_000], "runs": 3, "memory_sizes": (50_000, 200_000),
               "latency_rate": 10_000, "latency_seconds": 5.0, "idle_seconds": 10.0},
     "tiny": {"sizes": [2_000], "runs": 1, "memory_sizes": (2_000, 5_000),
-             "latency_rate": 2_000, "latency_seconds": 2.0, "idle_seconds": 2.0},
+             "latency_rate": 2_000, "latency_seconds": 2.0, "idle_seconds": 2.0,
+             "flush_seconds": 1.0},
 }
 
 
@@ -114,6 +115,7 @@ class Plan:
     latency_seconds: float
     idle_seconds: float
     keepalive_interval: float = 1.0
+    flush_seconds: float | None = None
     seed: int = 20_240_601
     notices: float = 0.02
     out: Path = HERE / "results"
@@ -157,6 +159,9 @@ def make_plan(argv: list[str] | None = None) -> Plan:
     p.add_argument("--latency-rate", type=int, help="statuses/s for the latency probe")
     p.add_argument("--latency-seconds", type=float, help="how long the latency probe streams")
     p.add_argument("--idle-seconds", type=float, help="how long the idle probe measures")
+    p.add_argument("--flush-seconds", type=float,
+                   help="flush_seconds of the latency probe's collect() (default: collect's own; "
+                        "--tiny uses 1 to finish sooner)")
     p.add_argument("--keepalive", type=float, default=1.0,
                    help="keep-alive interval of the idle server (s; Twitter's was ~30)")
     p.add_argument("--seed", type=int, default=20_240_601)
@@ -183,7 +188,8 @@ def make_plan(argv: list[str] | None = None) -> Plan:
                 latency_rate=a.latency_rate or d["latency_rate"],
                 latency_seconds=a.latency_seconds or d["latency_seconds"],
                 idle_seconds=a.idle_seconds or d["idle_seconds"],
-                keepalive_interval=a.keepalive, seed=a.seed, notices=a.notices, out=a.out)
+                keepalive_interval=a.keepalive, seed=a.seed,
+                flush_seconds=a.flush_seconds or d.get("flush_seconds"), notices=a.notices, out=a.out)
     for name, module in _NEEDS.items():
         if name in only and importlib.util.find_spec(module) is None:
             plan.skipped[name] = f"{module} is not installed: pip install -e '.[bench]'"
@@ -269,7 +275,7 @@ class Runner:
         cmd = [sys.executable, str(_CLIENTS_SCRIPT), name, "--tmp", str(work)]
         for key, value in opts.items():
             if value is not None:
-                cmd += [f"--{key}", str(value)]
+                cmd += [f"--{key.replace('_', '-')}", str(value)]
         env = dict(os.environ, STREAMKIT_BENCH_CREDENTIALS=json.dumps(self.host.credentials))
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE,
@@ -372,7 +378,8 @@ def latency(runner: Runner) -> dict[str, Any]:
     plan = runner.plan
     n = int(plan.latency_rate * plan.latency_seconds)
     return runner.served("latency", runner.server_params(n, rate=plan.latency_rate),
-                         plan.latency_seconds + 120, statuses=n, rate=plan.latency_rate)
+                         plan.latency_seconds + 120, statuses=n, rate=plan.latency_rate,
+                         flush_seconds=plan.flush_seconds)
 
 
 def idle(runner: Runner) -> dict[str, Any]:

@@ -101,7 +101,16 @@ class CollectorStats:
         Delete notices; limit notices and the number of tweets they say
         were withheld.
     rejected : dict
-        Messages that could not be used, by reason.
+        Complete messages that could not be used, by reason (``oversized``,
+        ``malformed_json``, ``invalid_utf8``, ...). After ``stop()``,
+        ``received == stored + duplicates + events + sum(rejected.values())``.
+    incomplete : int
+        Messages cut off by a broken connection: never received whole, so
+        not counted as received (the server did not finish sending them).
+    length_mismatches : int
+        Wrong ``delimited=length`` prefixes; the messages were recovered.
+    recovered : int
+        Tweets committed at start from an earlier run's write-ahead log.
     reconnects, stalls, http_errors : int
         From the stream.
     bytes : int
@@ -129,6 +138,9 @@ class CollectorStats:
     limit_notices: int = 0
     withheld: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    incomplete: int = 0
+    length_mismatches: int = 0
+    recovered: int = 0
     reconnects: int = 0
     stalls: int = 0
     http_errors: int = 0
@@ -348,7 +360,15 @@ class Collector:
         self._done = threading.Event()
         self._started = False
         self._switching = False
-        self._closed_stream_stats = {"reconnects": 0, "stalls": 0, "http_errors": 0, "bytes": 0, "connects": 0}
+        self._closed_stream_stats = {
+            "reconnects": 0,
+            "stalls": 0,
+            "http_errors": 0,
+            "bytes": 0,
+            "connects": 0,
+            "incomplete": 0,
+            "length_mismatches": 0,
+        }
         self._rejected_stream: dict[str, int] = {}
 
     # -- public API ----------------------------------------------------------------------
@@ -396,9 +416,14 @@ class Collector:
         rejected = dict(self._rejected_stream)
         for k, v in st.rejected.items():
             rejected[k] = rejected.get(k, 0) + v
+        # Complete messages the stream dropped (oversized) were received too.
+        s.received += sum(rejected.values())
         for k, v in s.rejected.items():
             rejected[k] = rejected.get(k, 0) + v
         s.rejected = rejected
+        s.incomplete = c["incomplete"] + st.incomplete
+        s.length_mismatches = c["length_mismatches"] + st.length_mismatches
+        s.pending = max(0, s.received - (s.stored + s.duplicates + s.events + sum(rejected.values())))
         if s.state not in ("stopped", "failed", "recovering", "starting", "stopping"):
             s.state = st.state if st.state in ("connecting", "streaming", "backing off") else s.state
             if s.state == "backing off" and st.backoff_until:
@@ -615,6 +640,8 @@ class Collector:
             c["stalls"] += st.stalls
             c["http_errors"] += st.http_errors
             c["bytes"] += st.bytes
+            c["incomplete"] += st.incomplete
+            c["length_mismatches"] += st.length_mismatches
             c["errors"] = c.get("errors", 0) + st.network_errors + st.http_errors
             for k, v in st.rejected.items():
                 self._rejected_stream[k] = self._rejected_stream.get(k, 0) + v
@@ -646,8 +673,8 @@ class Collector:
             with self._lock:
                 self._stats.state = "recovering"
             recovered = ds.recover(wal)
-            for result in recovered:
-                self._count_commit(result, None)
+            with self._lock:
+                self._stats.recovered = sum(r.tweets for r in recovered)
             ds.record_filter(self._manifest_filter())
             with self._lock:
                 self._stats.state = "connecting"
@@ -753,7 +780,6 @@ class Collector:
                 s.withheld += value - self._last_limit if value >= self._last_limit else value
                 self._last_limit = value
             s.last_flush = time.time()
-            s.pending = max(0, s.received - (s.stored + s.duplicates + s.events + sum(s.rejected.values())))
         if self._progress is not None:
             self._progress.update(result.tweets)
             self._progress.set_postfix_str(self.stats.detail or self.stats.state, refresh=False)

@@ -102,7 +102,11 @@ class StreamStats:
 
     ``state`` is one of ``"idle"``, ``"connecting"``, ``"streaming"``,
     ``"backing off"``, ``"stopped"``; ``backoff_until`` is a wall-clock
-    ``time.time()`` while backing off.
+    ``time.time()`` while backing off. ``rejected`` counts complete messages
+    dropped, by reason (``oversized``, ``invalid_utf8``, ``malformed_json``,
+    ...); ``incomplete`` counts messages cut off by a broken connection (never
+    received whole); ``length_mismatches`` counts wrong ``delimited=length``
+    prefixes (the messages were still recovered).
     """
 
     state: str = "idle"
@@ -115,6 +119,8 @@ class StreamStats:
     network_errors: int = 0
     http_errors: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    incomplete: int = 0
+    length_mismatches: int = 0
     last_error: str | None = None
     last_error_time: float | None = None
     backoff_until: float | None = None
@@ -547,7 +553,7 @@ class Stream:
             if self._stop.is_set():
                 return None
             if framer.pending_bytes:
-                stats._reject("incomplete", 1)
+                stats.incomplete += 1  # cut mid-message: never received whole
             stats.network_errors += 1
             stats._error(reason)
             log.warning("%s; reconnecting", reason)
@@ -559,7 +565,8 @@ class Stream:
 
     def _count_framing(self, framer: Framer) -> None:
         if framer.stats.length_mismatches:
-            self.stats._reject("bad_length", framer.stats.length_mismatches)
+            # The message itself was recovered whole (the line break is authoritative).
+            self.stats.length_mismatches += framer.stats.length_mismatches
 
     def _http_failure(self, resp: Any, backoff: Backoff) -> float | None:
         stats = self.stats
