@@ -375,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tmp", help="scratch folder for datasets")
     p.add_argument("--seconds", type=float, default=30.0, help="idle / latency duration")
     p.add_argument("--checkpoints", default="", help="memory: statuses at which to read peak RSS")
+    p.add_argument("--memory-guard-mb", type=float, default=4096.0,
+                   help="memory: end the probe if RSS passes this")
     p.add_argument("--rate", type=float, default=None, help="latency: the server's rate")
     p.add_argument("--flush-seconds", type=float, default=None,
                    help="latency: collect(flush_seconds=...); default: collect's own")

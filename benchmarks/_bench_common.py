@@ -196,7 +196,7 @@ class RawStream:
         recv = self.sock.recv
         buf = rest
         while True:
-            out = []
+            out: list[bytes] = []
             pos = 0
             n = len(buf)
             while True:

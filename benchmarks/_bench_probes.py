@@ -3,9 +3,11 @@
 Each runs in its own process (started by ``_bench_clients.py``), against a fresh
 server in the benchmark's server process, and returns one result dict.
 
-* ``memory``: ``collect()`` of ``--statuses`` at full speed; the process's peak
-  RSS (``VmHWM``) is read when ``stored`` first reaches each checkpoint, and at
-  the end (after ``stop()``, i.e. with every row committed).
+* ``memory``: ``collect()`` with the server at full speed (the strict case: the
+  network outruns the writer, and what is not written yet must stay bounded);
+  the process's peak RSS (``VmHWM``) is read when ``stored`` first reaches each
+  checkpoint, and at the end (after ``stop()``, i.e. with every row committed).
+  A guard thread ends the process if RSS passes ``--memory-guard-mb``.
 * ``latency``: the server sends at ``--rate`` statuses/s. Every status carries
   the time it was sent: its id is a snowflake drawn from the server's wall clock
   just before the send, and ``timestamp_ms`` is the same millisecond. The probe
@@ -20,13 +22,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from _bench_clients import _streamkit_auth, _Window, wait_collected
-from _bench_common import TRACK, peak_rss_mb, rss_mb
+from _bench_common import TRACK, emit, peak_rss_mb, rss_mb
 
 __all__ = ["percentiles", "run_idle", "run_latency", "run_memory"]
 
@@ -57,6 +61,27 @@ def _twepoch_ms() -> int:
     return snowflake_ms(0)
 
 
+def _guard_rss(limit_mb: float, report: Callable[[float], dict[str, Any]]) -> threading.Event:
+    """Exit this process, after printing what *report* returns, if RSS passes *limit_mb*.
+
+    A runaway capture on a shared machine must not take everyone's memory; the
+    probe is killed from inside, so the partial result still reaches the orchestrator.
+    """
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.02):
+            rss = rss_mb()
+            if rss > limit_mb:
+                result = report(rss)
+                result.update(peak_rss_mb=peak_rss_mb(), rss_start_mb=None, pid=os.getpid())
+                emit(result)
+                os._exit(3)
+
+    threading.Thread(target=watch, name="bench-rss-guard", daemon=True).start()
+    return done
+
+
 def run_memory(a: argparse.Namespace) -> dict[str, Any]:
     """Peak RSS of ``collect()`` at each checkpoint of stored statuses."""
     import streamkit
@@ -68,9 +93,11 @@ def run_memory(a: argparse.Namespace) -> dict[str, Any]:
     w.start()
     t0 = time.monotonic()
     last_sample = [0.0]
+    stored = [0]
 
     def on_poll(s: Any) -> None:
         now = time.monotonic() - t0
+        stored[0] = s.stored
         for cp in checkpoints:
             if cp not in marks and s.stored >= cp:
                 marks[cp] = {"peak_rss_mb": peak_rss_mb(), "rss_mb": rss_mb(), "at_seconds": now,
@@ -79,6 +106,14 @@ def run_memory(a: argparse.Namespace) -> dict[str, Any]:
             last_sample[0] = now
             series.append((round(now, 2), s.stored, round(rss_mb(), 1)))
 
+    def aborted(rss: float) -> dict[str, Any]:
+        return {"name": "memory", "error": f"RSS reached {rss:,.0f} MB (guard "
+                f"{a.memory_guard_mb:,.0f} MB) with {stored[0]:,} statuses stored",
+                "aborted_rss_mb": rss, "stored": stored[0],
+                "checkpoints": {str(k): v for k, v in sorted(marks.items())}, "series": series,
+                "seconds": time.monotonic() - t0}
+
+    guard = _guard_rss(a.memory_guard_mb, aborted)
     c = streamkit.collect(track=[TRACK], auth=_streamkit_auth(), path=Path(a.tmp) / "memory",
                           base_url=a.url, keep_raw=True, progress=False)
     try:
@@ -86,6 +121,7 @@ def run_memory(a: argparse.Namespace) -> dict[str, Any]:
     finally:
         c.stop()
     w.stop()
+    guard.set()
     on_poll(c.stats)  # the last checkpoints are reached by the final commit
     s = c.stats
     return w.result(messages=s.received, stored=s.stored, state=s.state,
@@ -144,7 +180,6 @@ def run_latency(a: argparse.Namespace) -> dict[str, Any]:
                     new = ids[mask]
                     sent = ((new >> 22) + twepoch) / 1000.0
                     view.append(now - sent)
-                    sent_ms.append((new >> 22) + twepoch)
                     if "received_at" in df.columns:
                         rec = (df["received_at"][mask] - epoch).dt.total_seconds().to_numpy()
                         network.append(rec - sent)
@@ -154,7 +189,8 @@ def run_latency(a: argparse.Namespace) -> dict[str, Any]:
                 next_scan = now + _PART_SCAN
                 for part in _new_parts(path / "tweets", seen_parts):
                     ids = pq.read_table(part, columns=["id"]).column("id").to_numpy()
-                    committed.append(now - ((ids >> 22) + twepoch) / 1000.0)
+                    sent_ms.append((ids >> 22) + twepoch)
+                    committed.append(now - sent_ms[-1] / 1000.0)
                     stored_rows += len(ids)
             s = c.stats
             if ended_at is None and (s.reconnects >= 1 or not c.running):
@@ -164,6 +200,7 @@ def run_latency(a: argparse.Namespace) -> dict[str, Any]:
             time.sleep(_VIEW_POLL)
     finally:
         c.stop()
+    # every committed row's send time: the rate the server really kept up
     all_sent = np.concatenate(sent_ms) if sent_ms else np.array([], dtype=np.int64)
     span = (all_sent.max() - all_sent.min()) / 1000.0 if len(all_sent) > 1 else 0.0
     return {

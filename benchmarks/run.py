@@ -116,9 +116,12 @@ class Plan:
     idle_seconds: float
     keepalive_interval: float = 1.0
     flush_seconds: float | None = None
+    memory_guard_mb: float = 4096.0
+    memory_rate: int | None = None
     seed: int = 20_240_601
     notices: float = 0.02
     out: Path = HERE / "results"
+    report: Path | None = None
     skipped: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -144,10 +147,10 @@ def make_plan(argv: list[str] | None = None) -> Plan:
     p = argparse.ArgumentParser(
         prog="benchmarks/run.py", description=__doc__.split("\n\n")[0],
         epilog="Names for --only: " + ", ".join(names))
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true",
+    modes = p.add_mutually_exclusive_group()
+    modes.add_argument("--quick", action="store_true",
                       help="about a minute: 10k statuses, memory at 50k/200k, 5 s latency, 10 s idle")
-    mode.add_argument("--tiny", action="store_true",
+    modes.add_argument("--tiny", action="store_true",
                       help="a few seconds: 2k statuses, 1 run, the six clients only (for CI)")
     p.add_argument("--sizes", type=lambda s: [parse_count(x) for x in s.split(",") if x],
                    help="statuses per throughput run, comma-separated (e.g. 20k,200k)")
@@ -156,6 +159,10 @@ def make_plan(argv: list[str] | None = None) -> Plan:
                    help="measure only these (comma-separated or repeated)")
     p.add_argument("--memory-sizes", type=lambda s: tuple(parse_count(x) for x in s.split(",")),
                    help="memory over length: two checkpoints, e.g. 200k,1m")
+    p.add_argument("--memory-rate", type=int, default=None,
+                   help="statuses/s the server sends in the memory probe (default: full speed)")
+    p.add_argument("--memory-guard-mb", type=float, default=4096.0,
+                   help="end the memory probe if its RSS passes this (protects a shared machine)")
     p.add_argument("--latency-rate", type=int, help="statuses/s for the latency probe")
     p.add_argument("--latency-seconds", type=float, help="how long the latency probe streams")
     p.add_argument("--idle-seconds", type=float, help="how long the idle probe measures")
@@ -166,6 +173,8 @@ def make_plan(argv: list[str] | None = None) -> Plan:
                    help="keep-alive interval of the idle server (s; Twitter's was ~30)")
     p.add_argument("--seed", type=int, default=20_240_601)
     p.add_argument("--notices", type=float, default=0.02, help="share of notices in the stream")
+    p.add_argument("--report", type=Path, metavar="JSON",
+                   help="measure nothing: print the report of a saved results file again")
     p.add_argument("--out", type=Path, default=HERE / "results",
                    help="folder for the JSON results (default benchmarks/results)")
     a = p.parse_args(argv)
@@ -189,7 +198,9 @@ def make_plan(argv: list[str] | None = None) -> Plan:
                 latency_seconds=a.latency_seconds or d["latency_seconds"],
                 idle_seconds=a.idle_seconds or d["idle_seconds"],
                 keepalive_interval=a.keepalive, seed=a.seed,
-                flush_seconds=a.flush_seconds or d.get("flush_seconds"), notices=a.notices, out=a.out)
+                flush_seconds=a.flush_seconds or d.get("flush_seconds"),
+                memory_guard_mb=a.memory_guard_mb, memory_rate=a.memory_rate,
+                notices=a.notices, out=a.out, report=a.report)
     for name, module in _NEEDS.items():
         if name in only and importlib.util.find_spec(module) is None:
             plan.skipped[name] = f"{module} is not installed: pip install -e '.[bench]'"
@@ -293,7 +304,7 @@ class Runner:
                 sys.stderr.write(proc.stderr[-4000:])
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        if result.get("error"):
+        if result.get("error") and not result.get("aborted_rss_mb"):  # an abort is a result
             self.failures += 1
         return result
 
@@ -319,8 +330,8 @@ def _run_note(r: dict[str, Any], expected: int) -> str:
     if r.get("error"):
         return f"FAILED: {r['error']}"
     rate = r["messages"] / r["seconds"] if r.get("seconds") else 0
-    note = f"{rate:,.0f} msgs/s, {r['seconds']:.2f} s, CPU {r['cpu_seconds']:.2f} s, " \
-           f"peak RSS {r['peak_rss_mb']:.0f} MB"
+    note = (f"{rate:,.0f} msgs/s, {r['seconds']:.2f} s, CPU {r['cpu_seconds']:.2f} s, "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB")
     if r.get("messages") != expected:
         note += f"  (received {r.get('messages')} of {expected} messages!)"
     return note
@@ -364,10 +375,13 @@ def throughput(runner: Runner, size: int, total: int) -> dict[str, Any]:
 
 
 def memory(runner: Runner) -> dict[str, Any]:
-    """Peak RSS of collect() at two lengths, in one capture at full speed."""
-    small, big = runner.plan.memory_sizes
-    res = runner.served("memory", runner.server_params(big), max(600.0, big / 500.0),
-                        checkpoints=f"{small},{big}")
+    """Peak RSS of collect() at two lengths, in one capture (at full speed by default)."""
+    plan = runner.plan
+    small, big = plan.memory_sizes
+    res = runner.served("memory", runner.server_params(big, rate=plan.memory_rate),
+                        max(600.0, big / 500.0), checkpoints=f"{small},{big}",
+                        memory_guard_mb=plan.memory_guard_mb)
+    res["rate"] = plan.memory_rate
     if runner.plan.mode != "full" and (small, big) != (200_000, 1_000_000):
         res["note"] = f"{runner.plan.mode} mode: {small:,} and {big:,} instead of 200,000 and 1,000,000"
     return res
@@ -393,7 +407,7 @@ def idle(runner: Runner) -> dict[str, Any]:
 
 def environment() -> dict[str, Any]:
     """Versions, machine, load and the git commit measured."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("streamkit", "pandas", "pyarrow", "msgspec", "requests", "tweepy", "orjson"):
         try:
             versions[dist] = importlib.metadata.version(dist)
@@ -419,6 +433,11 @@ def environment() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the report; write the JSON. Non-zero if a run failed."""
     plan = make_plan(argv)
+    if plan.report is not None:
+        saved = json.loads(plan.report.read_text())
+        saved["targets"] = evaluate_targets(saved)  # with this version's rules
+        print(format_report(saved))
+        return 0
     args = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "benchmarks/run.py", *args])
     started = _dt.datetime.now().astimezone()
@@ -433,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     total = (len(plan.sizes) * per_size if plan.clients else 0) + len(sections)
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="streamkit-bench-"))
+    runner: Runner | None = None
     try:
         with ServerHost() as host:
             runner = Runner(plan, host, tmp)
@@ -446,13 +466,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     results["seconds"] = time.monotonic() - t0
     results["targets"] = evaluate_targets(results)
-    results["failures"] = runner.failures
+    failures = runner.failures if runner is not None else 0
+    results["failures"] = failures
     print(format_report(results))
     plan.out.mkdir(parents=True, exist_ok=True)
     out = plan.out / f"{started.strftime('%Y%m%dT%H%M%S')}-{plan.mode}.json"
     out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"\nfinished in {results['seconds']:.0f} s; results written to {out}")
-    return 1 if runner.failures else 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

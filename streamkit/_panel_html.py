@@ -232,12 +232,14 @@ def chart_html(samples: Sequence[tuple[float, int]], span: float, *, width: int 
     for (t0, r0), (t1, r1) in zip(samples, samples[1:], strict=False):
         if t1 > t0 and t1 >= now - span:
             points.append((t1, max(0.0, (r1 - r0) / (t1 - t0))))
+    # Until a capture has run for ``span``, the x axis covers what there is (at least 10 s).
+    shown = max(10.0, min(span, now - samples[0][0])) if samples else span
     top = max((r for _, r in points), default=0.0)
     scale = top * 1.1 or 1.0
-    xy = [(width * (1 - (now - t) / span), height - 2 - (height - 4) * r / scale) for t, r in points]
+    xy = [(width * (1 - (now - t) / shown), height - 2 - (height - 4) * r / scale) for t, r in points]
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
     area = f"{xy[0][0]:.1f},{height} {line} {xy[-1][0]:.1f},{height}" if xy else ""
-    label = f"last {span / 60:g} min" if span >= 60 else f"last {span:g} s"
+    label = f"last {shown / 60:.3g} min" if shown >= 60 else f"last {shown:.0f} s"
     return (
         f"<div class='streamkit-chart' data-points='{len(points)}' style='font-size:0.8em;color:#666'>"
         f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
@@ -290,7 +292,7 @@ def table_html(df: Any, rows: int) -> str:
         )
         out.append(f"<tr style='border-top:1px solid #eee'>{tds}</tr>")
     return (
-        f"<table class='streamkit-table' data-rows='{len(out)}' style='border-collapse:collapse;font-size:0.9em'>"
+        f"<table class='streamkit-table' data-rows='{len(out)}' style='border-collapse:collapse;font-size:0.9em;line-height:1.35'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(out)}</tbody></table>"
     )
 

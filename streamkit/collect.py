@@ -31,6 +31,7 @@ True
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import sys
@@ -223,6 +224,7 @@ class BufferingListener(StreamListener):
     def on_connect(self) -> None:
         self._worked = True
         self._auth_retries = 0
+        self._collector._on_connect()
 
     def on_error(self, status_code: int) -> Any:
         # A 401 from credentials that worked minutes ago is usually transient (clock
@@ -257,11 +259,17 @@ class _Pending:
                 self._bytes += nbytes
                 self._items.append((first, last, messages, received_us))
 
-    def take(self) -> list[tuple[int, int, list[bytes] | None, int]]:
+    def take(self, max_messages: int) -> list[tuple[int, int, list[bytes] | None, int]]:
+        """The oldest batches, up to about ``max_messages`` messages (at least one batch)."""
         with self._lock:
-            items = list(self._items)
-            self._items.clear()
-            self._bytes = 0
+            items = []
+            count = 0
+            while self._items and count < max_messages:
+                item = self._items.popleft()
+                if item[2] is not None:
+                    self._bytes -= sum(map(len, item[2]))
+                items.append(item)
+                count += item[1] - item[0] + 1
             return items
 
     def __len__(self) -> int:
@@ -288,7 +296,7 @@ class Collector:
         auth: AuthHandler | None = None,
         path: str | Path | None = None,
         base_url: str | None = None,
-        flush_rows: int = 50_000,
+        flush_rows: int = 20_000,
         flush_seconds: float = 5.0,
         view_rows: int = 1_000,
         keep_raw: bool = True,
@@ -297,7 +305,7 @@ class Collector:
         duration: float | None = None,
         wal_group_messages: int = 5_000,
         wal_group_seconds: float = 1.0,
-        max_pending_bytes: int = 128 * 1024 * 1024,
+        max_pending_bytes: int = 64 * 1024 * 1024,
         **stream_options: Any,
     ) -> None:
         unknown = set(stream_options) - _STREAM_OPTIONS
@@ -346,6 +354,7 @@ class Collector:
         self._progress_wanted = _default_progress() if progress is None else bool(progress)
         self._progress: Any = None
         self._pending = _Pending(max_pending_bytes)
+        self._pass_messages = max(1_000, min(flush_rows, 10_000))
         self._lock = threading.RLock()
         self._stats = CollectorStats()
         self._ring: pa.Table | None = None
@@ -353,6 +362,8 @@ class Collector:
         self._df_cache: tuple[int, Any] | None = None
         self._rates: deque[tuple[float, int]] = deque(maxlen=64)
         self._last_limit = 0
+        self._limit_conn = -1
+        self._conn_starts: list[int] = []
         self._wal: WriteAheadLog | None = None
         self._ds: DatasetWriter | None = None
         self._writer: threading.Thread | None = None
@@ -653,6 +664,13 @@ class Collector:
             self._last_error_time = time.time()
         log.error("%s", text)
 
+    def _on_connect(self) -> None:
+        """Dispatch thread, in order with the messages: where in the log a connection starts."""
+        assert self._wal is not None
+        with self._lock:
+            self._conn_starts.append(self._wal.next_seq)
+            del self._conn_starts[:-64]
+
     def _on_messages(self, messages: list[bytes]) -> None:
         """Dispatch thread: WAL first, then the writer's queue."""
         wal = self._wal
@@ -705,7 +723,8 @@ class Collector:
                 and not stream.running
                 and (stream.thread is None or not stream.thread.is_alive())
             )
-            items = self._pending.take()
+            # Bounded work per pass keeps memory flat when the writer falls behind.
+            items = self._pending.take(self._pass_messages)
             if items:
                 # Decode everything that arrived since the last tick in one call:
                 # per-batch overheads dominate when network reads are small.
@@ -726,6 +745,7 @@ class Collector:
                 batch.append(decoded)
                 rows += len(messages)
                 self._update_view(decoded)
+                self._count_notices(decoded, items[0][0])
             wal.maybe_sync()
             self._update_rate()
             stopping = self._stop_requested.is_set() or stream_done
@@ -761,11 +781,10 @@ class Collector:
                     self._stats.detail = f"write error, retrying: {exc}"
                 if attempt >= 5 or self._stop_requested.wait(min(2.0 * attempt, 10.0)):
                     raise
-        self._count_commit(result, decoded.events)
+        self._count_commit(result)
         wal.release(ds.committed_seq)
 
-    def _count_commit(self, result: Any, events: pa.Table | None) -> None:
-        deletes, limits = _notice_counts(events)
+    def _count_commit(self, result: Any) -> None:
         with self._lock:
             s = self._stats
             s.stored += result.tweets
@@ -773,16 +792,35 @@ class Collector:
             s.events += result.events
             for k, v in result.rejected.items():
                 s.rejected[k] = s.rejected.get(k, 0) + v
-            s.deletes += deletes
-            s.limit_notices += len(limits)
-            for value in limits:
-                # A limit notice carries a running total per connection: add the increase.
-                s.withheld += value - self._last_limit if value >= self._last_limit else value
-                self._last_limit = value
             s.last_flush = time.time()
         if self._progress is not None:
             self._progress.update(result.tweets)
             self._progress.set_postfix_str(self.stats.detail or self.stats.state, refresh=False)
+
+    def _count_notices(self, decoded: schema.DecodedBatch, first_seq: int) -> None:
+        """Count deletes and limit notices; ``first_seq`` is the log position of message 0."""
+        events = decoded.events
+        if events.num_rows == 0:
+            return
+        kinds = events.column("event_type").to_pylist()
+        tracks = events.column("limit_track").to_pylist()
+        positions = (decoded.event_index + first_seq).tolist()
+        with self._lock:
+            s = self._stats
+            starts = list(self._conn_starts)
+            for kind, track, seq in zip(kinds, tracks, positions, strict=True):
+                if kind == "delete":
+                    s.deletes += 1
+                elif kind == "limit" and track is not None:
+                    s.limit_notices += 1
+                    # `track` is a running total since its own connection opened.
+                    i = bisect.bisect_right(starts, seq) - 1
+                    conn = starts[i] if i >= 0 else -1  # the connection's first log position
+                    if conn != self._limit_conn:
+                        self._limit_conn = conn
+                        self._last_limit = 0
+                    s.withheld += max(0, int(track) - self._last_limit)
+                    self._last_limit = max(self._last_limit, int(track))
 
     def _update_view(self, decoded: schema.DecodedBatch) -> None:
         if self.view_rows == 0 or decoded.tweets.num_rows == 0:
@@ -853,17 +891,6 @@ def _concat(batches: list[schema.DecodedBatch]) -> schema.DecodedBatch:
     )
 
 
-def _notice_counts(events: pa.Table | None) -> tuple[int, list[int]]:
-    """Delete notices, and the ``track`` values of limit notices, in an events table."""
-    if events is None or events.num_rows == 0:
-        return 0, []
-    kinds = events.column("event_type").to_pylist()
-    tracks = events.column("limit_track").to_pylist()
-    deletes = sum(1 for k in kinds if k == "delete")
-    limits = [int(t) for k, t in zip(kinds, tracks) if k == "limit" and t is not None]
-    return deletes, limits
-
-
 def _default_progress() -> bool:
     """A progress bar in a terminal; none in a notebook (the panel takes over) or a pipe."""
     if "ipykernel" in sys.modules:
@@ -883,7 +910,7 @@ def collect(
     auth: AuthHandler | None = None,
     path: str | Path | None = None,
     base_url: str | None = None,
-    flush_rows: int = 50_000,
+    flush_rows: int = 20_000,
     flush_seconds: float = 5.0,
     view_rows: int = 1_000,
     keep_raw: bool = True,

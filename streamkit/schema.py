@@ -48,6 +48,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from streamkit import _schema_arrow as _arrow
+from streamkit import _schema_arrow_flat as _flat
 from streamkit import _schema_structs as _structs
 from streamkit._exceptions import ConfigError
 from streamkit._schema_events import EVENT_KINDS, MESSAGE_KINDS, event_row, message_kind
@@ -203,6 +205,7 @@ assert ROW_COLUMNS == tuple(TWEET_SCHEMA.names[:-2]), "extractor and schema disa
 
 _EVENT_ROW_COLUMNS = EVENT_SCHEMA.names[:1] + EVENT_SCHEMA.names[2:-1]
 _TS_ROW_COLUMNS = frozenset({"created_at", "user_created_at"})
+_STATUS_FIELDS = [f.name for f in _arrow.READ_SCHEMA if f.name not in _arrow.NOTICE_TYPES]
 # An Arrow string array addresses its data with int32 offsets.
 _RAW_CHUNK_BYTES = 2**31 - 1
 
@@ -300,6 +303,11 @@ def decode_batch(
     nulls. Valid JSON objects that are neither a status nor a known notice land in the
     events table as ``"unknown"``.
 
+    The work is done by Arrow's multi-threaded JSON reader and compute kernels, with the
+    GIL released; a message that path cannot decode exactly as the msgspec reference
+    implementation would (a malformed message, an unusual shape) is decoded by the
+    reference, alone, so the result never depends on which path ran.
+
     Parameters
     ----------
     messages : sequence of bytes
@@ -328,19 +336,123 @@ def decode_batch(
     >>> b.tweets.num_rows, b.events.to_pylist()[0]["status_id"], b.rejected
     (0, 5, {'not_an_object': 1})
     """
+    return _decode(messages, received_at_us, keep_raw, fast=True)
+
+
+def _decode_reference(
+    messages: Sequence[bytes],
+    *,
+    received_at_us: Sequence[int] | np.ndarray | int | None = None,
+    keep_raw: bool = True,
+) -> DecodedBatch:
+    """:func:`decode_batch` with msgspec alone: the reference the Arrow path must equal."""
+    return _decode(messages, received_at_us, keep_raw, fast=False)
+
+
+@dataclass
+class _Part:
+    """Rows decoded by one path: columns (without received_at and raw) and positions."""
+
+    tweets: dict[str, Any]
+    tweet_pos: np.ndarray
+    events: dict[str, Any]
+    event_pos: np.ndarray
+
+
+def _decode(
+    messages: Sequence[bytes],
+    received_at_us: Any,
+    keep_raw: bool,
+    fast: bool,
+    trace: list[np.ndarray] | None = None,
+) -> DecodedBatch:
+    """Decode; ``trace``, when given, receives the mask of the messages msgspec decoded."""
     n = len(messages)
     received = _received(received_at_us, n)
+    msgs, slow = _normalized(messages)
+    joined = _arrow.join(msgs)
+    parts = []
+    if fast and n:
+        slow |= _arrow.prescan(joined, msgs)
+        part = _fast(msgs, joined, slow)
+        if part is not None:
+            parts.append(part)
+    else:
+        slow[:] = True
+    if trace is not None:
+        trace.append(slow)
+    part, rejected = _reference(messages, np.flatnonzero(slow))
+    parts.append(part)
+
+    tweet_cols, tweet_index = _merge(parts, "tweets", ROW_COLUMNS)
+    event_cols, event_index = _merge(parts, "events", _EVENT_ROW_COLUMNS)
+    tweets = _assemble(TWEET_SCHEMA, tweet_cols, received[tweet_index],
+                       joined, tweet_index if keep_raw else None)  # fmt: skip
+    events = _assemble(EVENT_SCHEMA, event_cols, received[event_index],
+                       joined, event_index if keep_raw else None)  # fmt: skip
+    if rejected:
+        logger.debug(
+            "decode_batch: %d of %d messages rejected: %s", sum(rejected.values()), n, rejected
+        )
+    return DecodedBatch(tweets, events, rejected, tweet_index, event_index)
+
+
+def _normalized(messages: Sequence[bytes]) -> tuple[Sequence[bytes], np.ndarray]:
+    """The messages as bytes (b"" where impossible), and a mask of those to leave to msgspec."""
+    n = len(messages)
+    slow = np.zeros(n, dtype=bool)
+    if n == 0 or set(map(type, messages)) == {bytes}:
+        return messages, slow
+    msgs = []
+    for i, m in enumerate(messages):
+        if type(m) is not bytes:
+            m = _as_bytes(m)
+            if isinstance(m, str):
+                slow[i] = True
+                m = b""
+        msgs.append(m)
+    return msgs, slow
+
+
+def _fast(msgs: Sequence[bytes], joined: _arrow.Joined, slow: np.ndarray) -> _Part | None:
+    """The Arrow path over the messages not marked ``slow``; marks the ones it gives up."""
+    table, pos = _arrow.read(msgs, joined, slow)
+    if table is None:
+        return None
+    cols = {name: table.column(name).chunk(0) for name in table.column_names}
+
+    def raws(rows: np.ndarray) -> pa.Array:
+        return _arrow.strings(joined, pos[rows])
+
+    is_status, kinds, late = _flat.classify(cols, raws)
+    rows = np.flatnonzero(is_status)
+    status_cols = {name: cols[name] for name in _STATUS_FIELDS}
+    tweets, t_slow = _flat.tweets(status_cols, rows, raws)
+    late[rows[t_slow]] = True
+    if t_slow.any():
+        keep = pa.array(~t_slow)
+        tweets = {name: arr.filter(keep) for name, arr in tweets.items()}
+    notices = np.flatnonzero(kinds >= 0)
+    events, e_slow = _flat.events(cols, notices, kinds[notices], raws)
+    late[notices[e_slow]] = True
+    if e_slow.any():
+        keep = pa.array(~e_slow)
+        events = {name: arr.filter(keep) for name, arr in events.items()}
+    slow[pos[late]] = True
+    return _Part(tweets, pos[rows[~t_slow]], events, pos[notices[~e_slow]])
+
+
+def _reference(messages: Sequence[Any], positions: np.ndarray) -> tuple[_Part, dict[str, int]]:
+    """The msgspec path, one message at a time, over the given positions (ascending)."""
     rejected: dict[str, int] = {}
     rows: list[tuple] = []
     tweet_idx: list[int] = []
-    tweet_raws: list[bytes] = []
     ev_rows: list[tuple] = []
     ev_idx: list[int] = []
-    ev_raws: list[bytes] = []
     decode = _structs.decoder.decode
     unset = _structs.UNSET
 
-    for i in range(n):
+    for i in positions.tolist():
         m = messages[i]
         if type(m) is not bytes:
             converted = _as_bytes(m)
@@ -378,30 +490,15 @@ def decode_batch(
         elif kind == "status":
             rows.append(row)
             tweet_idx.append(i)
-            tweet_raws.append(m)
         else:
             ev_rows.append(row)
             ev_idx.append(i)
-            ev_raws.append(m)
-
-    tweet_index = np.asarray(tweet_idx, dtype=np.int64)
-    event_index = np.asarray(ev_idx, dtype=np.int64)
-    tweets = _build(
-        TWEET_SCHEMA, ROW_COLUMNS, rows, received[tweet_index], tweet_raws if keep_raw else None
-    )
-    del rows, tweet_raws  # the batch's strings are in Arrow now; free them before the events
-    events = _build(
-        EVENT_SCHEMA,
-        _EVENT_ROW_COLUMNS,
-        ev_rows,
-        received[event_index],
-        ev_raws if keep_raw else None,
-    )
-    if rejected:
-        logger.debug(
-            "decode_batch: %d of %d messages rejected: %s", sum(rejected.values()), n, rejected
-        )
-    return DecodedBatch(tweets, events, rejected, tweet_index, event_index)
+    tweets = _row_arrays(TWEET_SCHEMA, ROW_COLUMNS, rows)
+    del rows  # the batch's strings are in Arrow now; free them before the events
+    events = _row_arrays(EVENT_SCHEMA, _EVENT_ROW_COLUMNS, ev_rows)
+    part = _Part(tweets, np.asarray(tweet_idx, dtype=np.int64),
+                 events, np.asarray(ev_idx, dtype=np.int64))  # fmt: skip
+    return part, rejected
 
 
 def _lenient(m: bytes) -> tuple[str, tuple | None]:
@@ -418,38 +515,7 @@ def _lenient(m: bytes) -> tuple[str, tuple | None]:
     return "status", status_row(_structs.lenient_status(obj))
 
 
-def _raw_array(raws: list[bytes]) -> pa.Array | pa.ChunkedArray:
-    """One Arrow string array over the messages' bytes, without a Python str per row."""
-    chunks = []
-    start = 0
-    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
-    while True:
-        ends = np.cumsum(lengths[start:])
-        stop = start + int(np.searchsorted(ends, _RAW_CHUNK_BYTES, side="right"))
-        if stop == start and start < len(raws):  # pragma: no cover - one message > 2 GiB
-            stop = start + 1
-        offsets = np.zeros(stop - start + 1, dtype=np.int32)
-        offsets[1:] = ends[: stop - start]
-        data = b"".join(raws[start:stop])
-        chunks.append(
-            pa.Array.from_buffers(
-                pa.string(), stop - start, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-            )
-        )
-        start = stop
-        if start >= len(raws):
-            break
-    return chunks[0] if len(chunks) == 1 else pa.chunked_array(chunks, pa.string())
-
-
-def _build(
-    schema: pa.Schema,
-    row_columns: Sequence[str],
-    rows: list[tuple],
-    received: np.ndarray,
-    raws: list[bytes] | None,
-) -> pa.Table:
-    n = len(rows)
+def _row_arrays(schema: pa.Schema, row_columns: Sequence[str], rows: list[tuple]) -> dict[str, Any]:
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(row_columns)
     arrays: dict[str, Any] = {}
     for name, values in zip(row_columns, columns, strict=True):
@@ -459,8 +525,35 @@ def _build(
             arrays[name] = pa.array(values, pa.int64()).cast(_TS)
         else:
             arrays[name] = pa.array(values, schema.field(name).type)
+    return arrays
+
+
+def _merge(parts: list[_Part], table: str, names: Sequence[str]) -> tuple[dict[str, Any], np.ndarray]:
+    """The parts' rows of one table, in input order."""
+    got = [(getattr(p, table), getattr(p, table[:-1] + "_pos")) for p in parts]
+    got = [(cols, pos) for cols, pos in got if len(pos)] or got[-1:]
+    if len(got) == 1:
+        return got[0]
+    pos = np.concatenate([p for _, p in got])
+    order = pa.array(np.argsort(pos, kind="stable"))
+    cols = {name: pa.concat_arrays([c[name] for c, _ in got]).take(order) for name in names}
+    return cols, np.sort(pos)
+
+
+def _assemble(
+    schema: pa.Schema,
+    cols: dict[str, Any],
+    received: np.ndarray,
+    joined: _arrow.Joined,
+    raw_pos: np.ndarray | None,
+) -> pa.Table:
+    n = len(received)
+    arrays = dict(cols)
     arrays["received_at"] = pa.array(received, _TS)
-    arrays["raw"] = _raw_array(raws) if raws else pa.nulls(n, pa.string())
+    if raw_pos is not None and n:
+        arrays["raw"] = _arrow.raw_column(joined, raw_pos, _RAW_CHUNK_BYTES)
+    else:
+        arrays["raw"] = pa.nulls(n, pa.string())
     return pa.Table.from_arrays([arrays[name] for name in schema.names], schema=schema)
 
 

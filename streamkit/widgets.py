@@ -196,7 +196,7 @@ class Panel:
         self._table = w.HTML(layout=w.Layout(overflow="auto"))
         self._where = w.HTML()
         for name in ("state", "msg", "counters", "chart", "table", "where"):
-            getattr(self, f"_{name}").add_class(f"streamkit-{name}")
+            getattr(self, f"_{name}").add_class(f"streamkit-part-{name}")
         title = w.HTML("<b style='font-size:1.1em'>streamkit</b>")
         form = w.GridBox(
             list(self.inputs.values()),
@@ -400,7 +400,9 @@ class Panel:
         self._displayed = True
         self._visible.set()
         self._ensure_refresher()
-        return self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
+        bundle["text/plain"] = repr(self)
+        return bundle
 
     def __repr__(self) -> str:
         return f"<streamkit Panel: {self.state}>"
@@ -596,6 +598,8 @@ def _collector_mimebundle(collector: Any, include: Any = None, exclude: Any = No
     if not _in_kernel():
         return None
     try:
-        return panel(collector)._repr_mimebundle_(include=include, exclude=exclude)
+        bundle = panel(collector)._repr_mimebundle_(include=include, exclude=exclude)
     except MissingDependency:
         return None
+    bundle["text/plain"] = repr(collector)
+    return bundle

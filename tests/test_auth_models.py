@@ -86,7 +86,7 @@ def test_status_attribute_access_and_full_text():
     assert status.created_at.utcoffset().total_seconds() == 0
     assert status._json["id"] == 10
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        status.nope
+        _ = status.nope
     with pytest.raises(AttributeError, match="read-only"):
         status.text = "x"
 

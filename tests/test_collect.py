@@ -37,6 +37,12 @@ FAST = dict(
 SECRETS = ("consumer_secret", "access_token", "access_token_secret")
 
 
+def make_server(**options) -> StreamServer:
+    """A test server whose pool of statuses is quick to build: the first request to a new
+    filter builds it, and on a busy machine a full pool can outlast the 0.5 s timeout."""
+    return StreamServer(pool_size=300, **options)
+
+
 def make_auth(consumer_secret: str = C["consumer_secret"]) -> streamkit.OAuthHandler:
     auth = streamkit.OAuthHandler(C["consumer_key"], consumer_secret)
     auth.set_access_token(C["access_token"], C["access_token_secret"])
@@ -64,6 +70,18 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool
             return True
         time.sleep(interval)
     return predicate()
+
+
+def _status(i: int, **extra) -> bytes:
+    st = {"created_at": "Wed Oct 10 20:19:24 +0000 2018", "id": i, "id_str": str(i),
+          "text": f"tweet {i}", "in_reply_to_status_id": None, "lang": "en",
+          "user": {"id": 6253282, "id_str": "6253282", "screen_name": "TwitterAPI"}}
+    st.update(extra)
+    return json.dumps(st).encode()
+
+
+def _limit(track: int) -> bytes:
+    return json.dumps({"limit": {"track": track, "timestamp_ms": "1539202765000"}}).encode()
 
 
 class ReplayServer(socketserver.ThreadingTCPServer):
@@ -261,7 +279,7 @@ def test_the_reference_flattener_covers_every_tweet_column():
     assert reference == set(schema.TWEET_SCHEMA.names)
 
 
-# -- 1. every status, exactly once, right values, despite faults ---------------------------------
+# -- every status, exactly once, right values, despite faults ---------------------------------
 
 
 def test_every_status_sent_is_stored_once_with_the_right_value_in_every_column(tmp_path):
@@ -274,7 +292,7 @@ def test_every_status_sent_is_stored_once_with_the_right_value_in_every_column(t
         Fault.cut(after=120),
     ]
     path = tmp_path / "python"
-    with StreamServer(statuses=n, faults=faults, record_payloads=True, notices=0.03, seed=3) as server:
+    with make_server(statuses=n, faults=faults, record_payloads=True, notices=0.03, seed=3) as server:
         started = datetime.now(timezone.utc)
         c = capture(server.url, path)
         try:
@@ -374,18 +392,18 @@ def test_the_documented_rules_hold_for_rare_shapes_of_status(tmp_path):
     assert not problems, f"{len(problems)} wrong values (id, column, stored, expected): {problems}"
 
 
-# -- 3. the live view, filter changes, prompt stop -----------------------------------------------
+# -- the live view, filter changes, prompt stop -----------------------------------------------
 
 
 def test_df_shows_the_newest_rows_while_the_capture_runs(tmp_path):
-    with StreamServer(rate=400, notices=0, seed=4) as server:
+    with make_server(rate=400, notices=0, seed=4) as server:
         c = capture(server.url, tmp_path / "live", view_rows=150)
         frames = []
         try:
             assert c.df.empty and list(c.df.columns) == schema.TWEET_SCHEMA.names[:-1]
             for want in (40, 120, 300, 450):
                 assert c.wait_for(received=want, timeout=10)
-                assert wait_until(lambda want=want: len(c.df) >= min(want, 150) * 0.9, timeout=5)
+                assert wait_until(lambda want=want: len(c.df) >= min(want, 150), timeout=5)
                 frames.append(c.df)
         finally:
             c.stop()
@@ -408,7 +426,7 @@ def test_df_shows_the_newest_rows_while_the_capture_runs(tmp_path):
 
 def test_set_filter_switches_filters_without_losing_or_duplicating(tmp_path):
     path = tmp_path / "switch"
-    with StreamServer(rate=500, notices=0, record_payloads=True, seed=5) as server:
+    with make_server(rate=500, notices=0, record_payloads=True, seed=5) as server:
         c = capture(server.url, path, track=["python"])
         try:
             assert c.wait_for(stored=100, timeout=15)
@@ -423,8 +441,9 @@ def test_set_filter_switches_filters_without_losing_or_duplicating(tmp_path):
         # last read are gone with it. The accounting below therefore uses what was
         # received; with a steady 500/s stream that is everything but the last moment.
         sent, payloads = server.sent, server.sent_payloads
-        filter_requests = [r.params.get("track") for r in server.requests if r.status == 200]
-    assert filter_requests == [["python"], ["climate"]]
+        tracks = [r.params.get("track") for r in server.requests if r.status == 200]
+    assert [t for i, t in enumerate(tracks) if i == 0 or t != tracks[i - 1]] == [
+        ["python"], ["climate"]]
     rows = stored_rows(path)
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids)) == c.stats.stored == c.stats.received
@@ -442,7 +461,7 @@ def test_set_filter_switches_filters_without_losing_or_duplicating(tmp_path):
             new += 1
         else:  # received while switching: the old stream's last reads are kept
             assert on_old or on_new
-    assert old >= 100 and new >= 150
+    assert old >= 100 and new >= 100
     manifest = json.loads((path / "streamkit.json").read_text())
     filters = manifest["filters"]
     assert [f["params"].get("track") for f in filters] == [["python"], ["climate"]]
@@ -454,11 +473,11 @@ def test_set_filter_switches_filters_without_losing_or_duplicating(tmp_path):
 def test_stop_returns_promptly(tmp_path, situation):
     options = dict(FAST)
     if situation == "silent stream":
-        server = StreamServer(statuses=0)  # keep-alives only every 30 s
+        server = make_server(statuses=0)  # keep-alives only every 30 s
         options.update(timeout=90.0)  # the default: the reader sits in a blocking read
         want = "streaming"
     else:
-        server = StreamServer(faults=[Fault.http(420)])
+        server = make_server(faults=[Fault.http(420)])
         options.update(retry_420=60.0)  # the default back-off after a 420
         want = "backing off"
     with server:
@@ -476,7 +495,7 @@ def test_stop_returns_promptly(tmp_path, situation):
     assert c.stats.state == "stopped" and not c.running
 
 
-# -- 4. pandas, pyarrow and DuckDB read the dataset, also while it is written ---------------------
+# -- pandas, pyarrow and DuckDB read the dataset, also while it is written ---------------------
 
 
 def _duck(path: Path, query: str):
@@ -492,7 +511,7 @@ def test_pandas_pyarrow_and_duckdb_read_the_dataset_while_it_is_written(tmp_path
     path = tmp_path / "readers"
     n = 2500
     counts = {"pandas": [], "pyarrow": [], "duckdb": []}
-    with StreamServer(statuses=n, rate=1500, notices=0.02, seed=6) as server:
+    with make_server(statuses=n, rate=1500, notices=0.02, seed=6) as server:
         c = capture(server.url, path, flush_seconds=0.05)
         try:
             assert c.wait_for(stored=1, timeout=10)
@@ -529,7 +548,7 @@ def test_pandas_pyarrow_and_duckdb_read_the_dataset_while_it_is_written(tmp_path
     assert len(ids) == len(set(ids)) == n
 
 
-# -- 5. stats add up; states ----------------------------------------------------------------------
+# -- stats add up; states ----------------------------------------------------------------------
 
 
 def _notice_kinds(notices):
@@ -548,7 +567,7 @@ def test_stats_add_up_with_garbage_notices_and_reconnects(tmp_path):
         Fault.garbage(after=0, kind="invalid_utf8"),
         Fault.disconnect(after=0, code=7),
     ]
-    with StreamServer(statuses=n, faults=faults, notices=0.15, seed=7) as server:
+    with make_server(statuses=n, faults=faults, notices=0.15, seed=7) as server:
         c = capture(server.url, path)
         try:
             assert server.wait_sent(n, timeout=20)
@@ -583,18 +602,6 @@ def test_stats_add_up_with_garbage_notices_and_reconnects(tmp_path):
     assert s.bytes > n * 1000 and s.state == "stopped" and s.last_flush is not None
 
 
-def _status(i: int, **extra) -> bytes:
-    st = {"created_at": "Wed Oct 10 20:19:24 +0000 2018", "id": i, "id_str": str(i),
-          "text": f"tweet {i}", "in_reply_to_status_id": None, "lang": "en",
-          "user": {"id": 6253282, "id_str": "6253282", "screen_name": "TwitterAPI"}}
-    st.update(extra)
-    return json.dumps(st).encode()
-
-
-def _limit(track: int) -> bytes:
-    return json.dumps({"limit": {"track": track, "timestamp_ms": "1539202765000"}}).encode()
-
-
 def test_withheld_counts_each_connection_from_zero(tmp_path):
     """A limit notice's ``track`` counts undelivered tweets since *its connection* opened."""
     # The second connection's first total (50) happens to exceed the first connection's last
@@ -615,7 +622,7 @@ def test_stats_add_up_when_the_stream_drops_bad_frames(tmp_path):
     # Three connections cut mid-message, then a message beyond max_message_bytes: both are
     # thrown away by the stream's framing, before the write-ahead log.
     faults = [Fault.cut(after=50)] * 3 + [Fault.garbage(after=10, kind="oversized", size=300_000)]
-    with StreamServer(statuses=200, faults=faults, notices=0, seed=2) as server:
+    with make_server(statuses=200, faults=faults, notices=0, seed=2) as server:
         c = capture(server.url, tmp_path / "cut", max_message_bytes=100_000)
         try:
             assert server.wait_sent(200, timeout=20)
@@ -623,19 +630,18 @@ def test_stats_add_up_when_the_stream_drops_bad_frames(tmp_path):
         finally:
             c.stop()
     s = c.stats
-    assert s.stored == 200 and s.reconnects == 3
-    assert s.rejected.get("oversized") == 1 and s.rejected.get("incomplete"), s.rejected
+    assert s.stored == 200 and s.reconnects == 3 and s.pending == 0
+    # A cut message was never received whole: counted apart, not as received. (With this
+    # seed at least one of the three cuts falls between HTTP chunks, so the stream holds
+    # half a message when the connection breaks.)
+    assert 1 <= s.incomplete <= 3 and s.rejected == {"oversized": 1}, (s.incomplete, s.rejected)
     accounted = s.stored + s.duplicates + s.events + sum(s.rejected.values())
-    assert s.received == accounted, (
-        f"received={s.received} but stored+duplicates+events+rejected={accounted} "
-        f"(rejected={s.rejected}): messages the stream rejects before the write-ahead log "
-        "are counted in `rejected` but never in `received`"
-    )
+    assert s.received == accounted == 201, (s.received, accounted, s.rejected)
 
 
 def test_states_from_connecting_to_stopped(tmp_path):
     seen: list[str] = []
-    with StreamServer(faults=[Fault.http(503)], rate=200, notices=0) as server:
+    with make_server(faults=[Fault.http(503)], rate=200, notices=0) as server:
         c = capture(server.url, tmp_path / "states", retry_time=0.3)
         try:
             deadline = time.monotonic() + 10
@@ -662,7 +668,7 @@ def test_states_from_connecting_to_stopped(tmp_path):
 
 
 def test_bad_credentials_fail_with_a_clear_error(tmp_path):
-    with StreamServer() as server:
+    with make_server() as server:
         c = streamkit.collect(track=["python"], auth=make_auth("wrong-secret"),
                               base_url=server.url, path=tmp_path / "denied", **FAST)
         try:
@@ -676,12 +682,12 @@ def test_bad_credentials_fail_with_a_clear_error(tmp_path):
     assert "wrong-secret" not in s.last_error and "wrong-secret" not in repr(c)
 
 
-# -- 6. read(), default paths, context manager, reprs, duplicates --------------------------------
+# -- read(), default paths, context manager, reprs, duplicates --------------------------------
 
 
 def test_read_drops_deleted_tweets_unless_asked(tmp_path):
     path = tmp_path / "deletes"
-    with StreamServer(statuses=400, notices=0.2, seed=10) as server:
+    with make_server(statuses=400, notices=0.2, seed=10) as server:
         with capture(server.url, path) as c:
             assert server.wait_sent(400, timeout=20)
             assert c.wait_for(stored=400, timeout=20)
@@ -695,7 +701,7 @@ def test_read_drops_deleted_tweets_unless_asked(tmp_path):
 
 def test_read_of_a_capture_with_nothing_committed_is_empty_with_the_full_schema(tmp_path):
     path = tmp_path / "fresh"
-    with StreamServer(statuses=0) as server, capture(server.url, path) as c:
+    with make_server(statuses=0) as server, capture(server.url, path) as c:
         assert wait_until(lambda: c.stats.state == "streaming")
         df = streamkit.read(path)
         live = c.df
@@ -718,7 +724,7 @@ def test_default_path_never_leaves_data(phrase):
 
 def test_collect_without_a_path_writes_under_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with StreamServer(statuses=20, notices=0) as server:
+    with make_server(statuses=20, notices=0) as server:
         with streamkit.collect(track=["python", "../../escape"], auth=make_auth(),
                                base_url=server.url, **FAST) as c:
             assert c.wait_for(stored=20, timeout=10)
@@ -728,7 +734,7 @@ def test_collect_without_a_path_writes_under_data(tmp_path, monkeypatch):
 
 
 def test_the_context_manager_stops_and_commits_everything(tmp_path):
-    with StreamServer(statuses=120, notices=0) as server:
+    with make_server(statuses=120, notices=0) as server:
         with capture(server.url, tmp_path / "cm", flush_seconds=30.0) as c:
             assert c.running
             assert c.wait_for(received=120, timeout=10)
@@ -739,7 +745,7 @@ def test_the_context_manager_stops_and_commits_everything(tmp_path):
 
 def test_no_secret_in_reprs_stats_or_files(tmp_path):
     path = tmp_path / "secrets"
-    with StreamServer(statuses=50, faults=[Fault.http(503)]) as server:
+    with make_server(statuses=50, faults=[Fault.http(503)]) as server:
         c = capture(server.url, path)
         try:
             assert c.wait_for(stored=50, timeout=10)
@@ -756,7 +762,7 @@ def test_no_secret_in_reprs_stats_or_files(tmp_path):
 
 def test_a_status_sent_again_is_stored_once_across_reconnects_and_captures(tmp_path):
     path = tmp_path / "dupes"
-    with StreamServer(statuses=150, notices=0, record_payloads=True, seed=11) as server:
+    with make_server(statuses=150, notices=0, record_payloads=True, seed=11) as server:
         with capture(server.url, path) as first:
             assert first.wait_for(stored=150, timeout=10)
         payloads = [server.sent_payloads[i] for i in server.sent]

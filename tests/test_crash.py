@@ -158,7 +158,7 @@ def test_sigkill_mid_capture_loses_nothing_that_was_logged(tmp_path):
             assert len(after_kill) == len(set(after_kill))
             new = set(after_kill) - stored
             assert new <= set(sent_to_child)
-            assert 0 < last["stored"] <= committed_by_child <= len(new) < logged
+            assert 0 < last["stored"] <= committed_by_child <= len(new) <= len(sent_to_child)
 
             with streamkit.collect(track=["python"], auth=make_auth(), base_url=server.url,
                                    path=path, flush_seconds=0.2, timeout=10.0,
@@ -182,25 +182,27 @@ def test_sigkill_mid_capture_loses_nothing_that_was_logged(tmp_path):
             f"killed {moment}: {len(missing)} of the {logged} statuses the child had logged "
             "are not in the dataset after recovery"
         )
-        recovered = set(durable) - set(after_kill)
-        assert recovered, f"killed {moment}: nothing was left for recovery to commit"
         # Loss: statuses the server handed to the socket before the kill, not stored. They
         # can only be ones the child had not yet logged when it last reported: in the
         # server's send buffer, the child's receive buffer, the reader's current read or
         # the few ms between that report and the kill (the rate keeps the reader caught
         # up, so its hand-off queue is empty). So the bound is
-        #   lost <= WAL_GROUP (power loss only; 0 here) + (sent before the kill - logged)
-        # and with the group term at 0 it is met with equality only if every unlogged
-        # status was in flight.
+        #   lost <= WAL_GROUP (power loss only; 0 here) + (sent before the kill - logged),
+        # which the durability check above already implies; asserted for the record.
         in_flight = len(sent_to_child) - logged
         lost = len(set(sent_to_child) - final_set)
         assert lost <= in_flight, (moment, lost, in_flight)
         # The restarted capture stopped cleanly: everything it received is stored.
         assert set(sent_after[: restarted.stats.received]) <= final_set
         assert restarted.stats.state == "stopped"
-        # ...and its `stored` is what recovery committed plus what it received.
-        recovered_rows = (final_set & set(sent_to_child)) - set(after_kill)
-        assert restarted.stats.stored == len(recovered_rows) + restarted.stats.received
+        assert restarted.stats.stored == restarted.stats.received
+        # Recovery had work to do: the child's statuses that were logged but not visible
+        # when it died. `recovered` counts those, plus the rows of a commit the kill may
+        # have interrupted after its files appeared (written again with the same names).
+        recovered = (final_set & set(sent_to_child)) - set(after_kill)
+        interrupted = len(new) - committed_by_child
+        assert len(recovered) > 0, f"killed {moment}: nothing was left to recover"
+        assert len(recovered) <= restarted.stats.recovered <= len(recovered) + interrupted
         stored = final_set
 
     df = streamkit.read(path, include_deleted=True)

@@ -249,9 +249,9 @@ def test_retryable_errors_back_off_exponentially_end_to_end():
         stream = streamkit.Stream(make_auth(), listener, base_url=server.url, retry_time=0.2, retry_time_cap=10)
         stream.filter(track=["python"])
         times = [r.time for r in server.requests]
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert len(gaps) == 3
-        for gap, expected in zip(gaps, [0.2, 0.4, 0.8]):
+        for gap, expected in zip(gaps, [0.2, 0.4, 0.8], strict=True):
             assert expected <= gap < expected + 0.5
 
 
