@@ -30,6 +30,8 @@ __all__ = [
     "counters_html",
     "describe_filter",
     "join_values",
+    "live_view",
+    "newest_rows",
     "message_html",
     "state_html",
     "state_text",
@@ -56,6 +58,8 @@ COUNTERS = (
     ("reconnects", "reconnects"),
     ("rate", "per second"),
 )
+
+_NO_RING = object()
 
 NOT_STARTED = "not started: fill in a filter and press Start"
 
@@ -250,41 +254,77 @@ def chart_html(samples: Sequence[tuple[float, int]], span: float, *, width: int 
     )
 
 
-def _clip(text: Any, n: int) -> str:
-    text = " ".join(str(text or "").split())
+def _text(value: Any) -> str:
+    if value is None or type(value).__name__ in ("NAType", "NaTType") or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def table_html(df: Any, rows: int) -> str:
-    """The newest ``rows`` rows of a tweets DataFrame, newest first, as an HTML table.
+def live_view(collector: Any) -> Any:
+    """The collector's live view as it is now: its Arrow ring when it has one, else ``collector.df``.
+
+    Both are immutable snapshots replaced when rows arrive, so ``is`` tells
+    whether anything changed since the last look. The ring is preferred because
+    slicing a few rows of it costs microseconds, where ``collector.df`` converts
+    the whole view (``view_rows`` rows) to pandas.
+    """
+    ring = getattr(collector, "_ring", _NO_RING)
+    if ring is None or (ring is not _NO_RING and hasattr(ring, "column_names")):
+        return ring
+    return collector.df
+
+
+def newest_rows(view: Any, n: int) -> list[dict[str, Any]]:
+    """The newest ``n`` rows (newest first) of a live view from :func:`live_view`, as dicts.
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> df = pd.DataFrame({"created_at": pd.to_datetime(["2026-01-01 10:00:00"], utc=True),
-    ...                    "user_screen_name": ["ada"], "text": ["<b>hi</b>"], "lang": ["en"],
-    ...                    "tweet_type": ["original"]})
-    >>> out = table_html(df, 10)
-    >>> "data-rows='1'" in out, "@ada" in out, "&lt;b&gt;hi&lt;/b&gt;" in out
-    (True, True, True)
+    >>> import pyarrow as pa
+    >>> newest_rows(pa.table({"text": ["a", "b", "c"], "lang": ["en", "es", "fr"]}), 2)
+    [{'text': 'c', 'lang': 'fr'}, {'text': 'b', 'lang': 'es'}]
+    """
+    if view is None:
+        return []
+    names = [name for _, name in TABLE_COLUMNS]
+    if hasattr(view, "column_names"):  # a pyarrow.Table
+        tail = view.slice(max(0, view.num_rows - n)).select([c for c in names if c in view.column_names])
+        return tail.to_pylist()[::-1]
+    tail = view.iloc[-n:][[c for c in names if c in view.columns]]
+    return tail.to_dict("records")[::-1]
+
+
+def table_html(records: Sequence[dict[str, Any]]) -> str:
+    """Rows (dicts with the ``TABLE_COLUMNS`` columns, newest first) as an HTML table.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> row = {"created_at": datetime(2026, 1, 1, 10, 0, tzinfo=timezone.utc), "user_screen_name": "ada",
+    ...        "text": "<b>hi</b>", "lang": "en", "tweet_type": "original"}
+    >>> out = table_html([row, {**row, "lang": None}])
+    >>> "data-rows='2'" in out, "@ada" in out, "10:00:00" in out, "&lt;b&gt;hi&lt;/b&gt;" in out
+    (True, True, True, True)
     """
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h, _ in TABLE_COLUMNS)
-    if df is None or len(df) == 0:
+    if not records:
         return (
             "<table class='streamkit-table' data-rows='0' style='border-collapse:collapse'>"
             f"<thead><tr>{head}</tr></thead></table><div style='color:#999'>no rows yet</div>"
         )
-    tail = df.iloc[-rows:]
-    cols = {name: tail[name].tolist() if name in tail.columns else [None] * len(tail) for _, name in TABLE_COLUMNS}
     out = []
-    for i in range(len(tail) - 1, -1, -1):  # newest first
-        when = cols["created_at"][i]
+    for row in records:
+        when = row.get("created_at")
         cells = [
-            when.strftime("%H:%M:%S") if hasattr(when, "strftime") else "",
-            "@" + str(cols["user_screen_name"][i] or ""),
-            _clip(cols["text"][i], 140),
-            str(cols["lang"][i] or ""),
-            str(cols["tweet_type"][i] or ""),
+            when.strftime("%H:%M:%S") if hasattr(when, "strftime") and _text(when) else "",
+            "@" + _text(row.get("user_screen_name")),
+            _clip(_text(row.get("text")), 140),
+            _text(row.get("lang")),
+            _text(row.get("tweet_type")),
         ]
         tds = "".join(
             f"<td style='padding:2px 8px;vertical-align:top{'' if j == 2 else ';white-space:nowrap'}'>{html.escape(c)}</td>"
@@ -292,7 +332,8 @@ def table_html(df: Any, rows: int) -> str:
         )
         out.append(f"<tr style='border-top:1px solid #eee'>{tds}</tr>")
     return (
-        f"<table class='streamkit-table' data-rows='{len(out)}' style='border-collapse:collapse;font-size:0.9em;line-height:1.35'>"
+        f"<table class='streamkit-table' data-rows='{len(out)}' "
+        "style='border-collapse:collapse;font-size:0.9em;line-height:1.35'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(out)}</tbody></table>"
     )
 
@@ -305,7 +346,7 @@ def where_html(path: Path, flt: dict[str, Any], last_flush: float | None) -> str
     )
     when = time.strftime("%H:%M:%S", time.localtime(last_flush)) if last_flush else "not yet"
     return (
-        "<div style='color:#555;font-size:0.9em'>"
+        "<div style='color:#555;font-size:0.9em;line-height:1.6'>"
         f"Data on disk: <code class='streamkit-path'>{html.escape(str(path))}</code> "
         f"(last commit {when}; read it with <code>streamkit.read({html.escape(repr(str(path)))})</code>)<br>"
         f"Filter: <span class='streamkit-filter'>{html.escape(shown or 'sample stream')}</span></div>"

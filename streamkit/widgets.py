@@ -58,6 +58,7 @@ INSTALL_HINT = "pip install 'streamkit[notebook]'"
 # One panel per collector, so displaying a Collector twice shows two views of one panel.
 _PANELS: weakref.WeakKeyDictionary[Any, Panel] = weakref.WeakKeyDictionary()
 _PANELS_LOCK = threading.Lock()
+_UNSEEN = object()
 
 
 def _require_ipywidgets() -> Any:
@@ -162,7 +163,7 @@ class Panel:
         self._frontend_counts_views = False
         self._closed = False
         self._samples: deque[tuple[float, int]] = deque(maxlen=chart_seconds + 2)
-        self._last_df: Any = None
+        self._last_view: Any = _UNSEEN
         self._refreshes = 0
         self._refresh_total = 0.0
         self._refresh_max = 0.0
@@ -328,7 +329,7 @@ class Panel:
             with _PANELS_LOCK:
                 _PANELS[collector] = self
             self._samples.clear()
-            self._last_df = None
+            self._last_view = _UNSEEN
             self._say(f"Started: {H.describe_filter(flt)}.")
             self._render_once()
             self._ensure_refresher()
@@ -451,6 +452,8 @@ class Panel:
                 with self._lock:
                     if stop.is_set() or self._closed:
                         break
+                    if not self._visible.is_set():  # hidden while waiting for the lock
+                        continue
                     # Read "running" before rendering: once it is False the render shows the
                     # final state, and the next capture gets its own refresher.
                     finished = not self.running
@@ -476,7 +479,7 @@ class Panel:
         self._set_buttons()
         if collector is None:
             self._set_value(self._counters, H.counters_html(None))
-            self._set_value(self._table, H.table_html(None, self.table_rows))
+            self._set_value(self._table, H.table_html([]))
             self._set_value(self._where, "")
             return
         self._set_value(self._counters, H.counters_html(stats))
@@ -484,10 +487,10 @@ class Panel:
         if not self._samples or now - self._samples[-1][0] >= 1.0 or not collector.running:
             self._samples.append((now, stats.received))
             self._set_value(self._chart, H.chart_html(list(self._samples), self.chart_seconds))
-        df = collector.df  # cached by the collector until new rows arrive
-        if df is not self._last_df:
-            self._last_df = df
-            self._set_value(self._table, H.table_html(df, self.table_rows))
+        view = H.live_view(collector)  # replaced, never changed in place, when rows arrive
+        if view is not self._last_view:
+            self._last_view = view
+            self._set_value(self._table, H.table_html(H.newest_rows(view, self.table_rows)))
         self._set_value(self._where, H.where_html(collector.path, collector.filter, stats.last_flush))
         elapsed = time.perf_counter() - t0
         self._refreshes += 1

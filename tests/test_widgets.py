@@ -102,8 +102,10 @@ def test_start_counters_rise_rows_appear_apply_and_stop(make_panel, tmp_path):
     assert p.state == "streaming"
     assert counter(p, "received") >= counter(p, "stored")
     assert wait_until(lambda: int(re.search(r"data-points='(\d+)'", p._chart.value).group(1)) >= 1)
-    newest = p.collector.df.iloc[-1]
-    assert f"@{newest['user_screen_name']}" in p._table.value
+    cells = re.findall(r">(\d\d:\d\d:\d\d)</td><td[^>]*>@([^<]+)</td>", p._table.value)  # time, user
+    times, users = [t for t, _ in cells], {u for _, u in cells}
+    assert len(cells) == 10 and times == sorted(times, reverse=True)  # newest first
+    assert users <= set(p.collector.df["user_screen_name"])  # rows of this capture's live view
     assert str((tmp_path / "data").resolve()) in p._where.value
     assert "track=python" in p._where.value
 
@@ -157,8 +159,7 @@ def test_refresher_idles_while_the_frontend_shows_no_view(make_panel):
     p.widget._view_count = 1  # what the frontend reports for one view
     assert wait_until(lambda: p.refresh_stats["refreshes"] >= 3)
     p.widget._view_count = 0  # the output was cleared
-    time.sleep(0.3)  # let a refresh in flight finish
-    idle = p.refresh_stats["refreshes"]
+    idle = p.refresh_stats["refreshes"]  # taken under the panel's lock: no render in flight
     # Several refresh intervals pass with no rendering (the capture goes on).
     stored = p.collector.stats.stored
     assert p.collector.wait_for(stored=stored + 100, timeout=30)
@@ -372,3 +373,29 @@ def test_without_ipywidgets_building_a_panel_names_the_extra(tmp_path):
     assert len(lines) == 3 and lines[2] == "True"
     for line in lines[:2]:
         assert "pip install 'streamkit[notebook]'" in line and "ipywidgets" in line
+
+
+# -- the table from either kind of live view --------------------------------------------------
+
+
+def test_table_from_a_dataframe_view_with_missing_values():
+    import pandas as pd
+
+    from streamkit import _panel_html as H
+
+    class DfOnly:  # a collector that offers only the public ``df``
+        df = pd.DataFrame({
+            "created_at": pd.to_datetime(["2026-01-01 10:00:00", None], utc=True),
+            "user_screen_name": pd.array(["ada", pd.NA], dtype="string"),
+            "text": pd.array(["first", "second <b>"], dtype="string"),
+            "lang": pd.array([pd.NA, "en"], dtype="string"),
+            "tweet_type": ["original", "reply"],
+        })
+
+    view = H.live_view(DfOnly())
+    assert view is DfOnly.df
+    rows = H.newest_rows(view, 10)
+    assert [r["text"] for r in rows] == ["second <b>", "first"]
+    out = H.table_html(rows)
+    assert "data-rows='2'" in out and "second &lt;b&gt;" in out and "10:00:00" in out
+    assert "NaT" not in out and "<NA>" not in out and "nan" not in out
