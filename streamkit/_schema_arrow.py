@@ -2,8 +2,11 @@
 
 The messages are joined with ``b"\\n"`` and parsed by ``pyarrow.json.read_json`` against
 :data:`READ_SCHEMA` (multi-threaded, the GIL released); :mod:`streamkit._schema_arrow_flat`
-then flattens the parsed columns with ``pyarrow.compute`` and numpy, so the Python work per
-batch grows with the number of columns, not of messages.
+then flattens the parsed columns with a few Acero projections and numpy steps, so the
+Python work per batch grows with the number of columns, not of messages (notices, which
+are few, are classified one by one). The batch's work is done in a few dozen long
+GIL-free calls rather than many short ones: beside a busy Python thread every hand-over of
+the GIL costs the decoder up to a switch interval (5 ms).
 
 The msgspec implementation in :mod:`streamkit.schema` is the reference: the fast path must
 give exactly its tables. Every message it cannot prove it decodes identically goes to the
@@ -26,7 +29,7 @@ so Arrow refuses a value of a wrong type exactly where the typed decoder does.
 from __future__ import annotations
 
 import itertools
-import operator
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +40,7 @@ import pyarrow.json as pj
 
 from streamkit import _schema_structs as _structs
 
-__all__ = ["READ_SCHEMA", "Joined", "join", "prescan", "raw_column", "read", "strings"]
+__all__ = ["NOTICE_TYPES", "READ_SCHEMA", "Joined", "join", "prescan", "raw_column", "read"]
 
 _mi = msgspec.inspect
 
@@ -98,8 +101,8 @@ READ_SCHEMA = pa.schema(
 # whose limit is Python's recursion limit minus the caller's stack depth; realistic
 # statuses hold well under 200 brackets.
 _MAX_BRACKETS = 400
-_WIN = 128  # bytes per bracket-count window; a row's count may include 2 windows of others
-_SCAN_CHUNK = 1 << 18  # bytes per numpy step: the temporaries stay in cache
+_WIN = 1024  # bytes per bracket-count window; a row's count may include 2 windows of others
+_SCAN_CHUNK = 4 << 20  # bytes per numpy step of the scan (a multiple of _WIN)
 _MIN_BLOCK = 4 << 20  # read_json block size: large blocks parse fastest here
 _SPLIT = 8  # a failing segment is split in this many parts ...
 _LEAF = 8  # ... down to this many messages, which then take the reference
@@ -129,73 +132,81 @@ def join(msgs: Sequence[bytes]) -> Joined:
     return Joined(b"\n".join(msgs), starts, lengths)
 
 
-def _flag(mask: np.ndarray, msgs: Sequence[bytes], byte: bytes) -> None:
-    mask |= np.fromiter(
-        map(operator.contains, msgs, itertools.repeat(byte)), dtype=bool, count=len(msgs)
-    )
-
-
-def prescan(j: Joined, msgs: Sequence[bytes]) -> np.ndarray:
+def prescan(j: Joined) -> np.ndarray:
     """Boolean mask of the messages the fast path must leave to the reference.
 
-    One pass of numpy over the bytes (the GIL released) plus a ``memchr`` per message.
+    Arrow's UTF-8 check and eight numpy steps over the joined bytes: the GIL is released
+    in each, and few hand-overs keep the decoder from waiting on a busy thread.
     """
     a = np.frombuffer(j.buf, dtype=np.uint8)
-    n, starts, lengths = j.n, j.starts, j.lengths
+    starts, lengths = j.starts, j.lengths
     ends = starts + lengths
     slow = lengths < 2
     ok = ~slow
     # One object per line: Arrow skips blank lines, splits at newlines, reads `{}{}` as
     # two rows and crashes on a line that is a bare `null`.
     slow[ok] |= (a[starts[ok]] != 0x7B) | (a[ends[ok] - 1] != 0x7D)
-    _flag(slow, msgs, b"\n")
-    _flag(slow, msgs, b"\r")
-    if not j.buf.isascii():
-        try:
-            _whole(j).view(pa.large_string()).validate(full=True)
-        except pa.ArrowInvalid:  # rare: find the culprits one by one
-            slow |= np.fromiter(map(_bad_utf8, msgs), dtype=bool, count=n)
+    try:  # UTF-8, checked by Arrow with the GIL released
+        _whole(j).view(pa.large_string()).validate(full=True)
+    except pa.ArrowInvalid:  # rare: find the culprits one by one
+        for i in np.flatnonzero(~slow).tolist():
+            slow[i] = _bad_utf8(j.buf[starts[i] : ends[i]])
 
+    # Chunks of a few MB: temporaries that stay in cache, and few GIL hand-overs (each numpy
+    # call releases the GIL; getting it back from a busy thread can take 5 ms).
     total = len(a)
     wins = np.empty(-(-total // _WIN), dtype=np.int64)
-    cand = []
-    low = np.empty(_SCAN_CHUNK, dtype=np.uint8)
-    m1 = np.empty(_SCAN_CHUNK, dtype=bool)
-    m2 = np.empty(_SCAN_CHUNK, dtype=bool)
+    found = []
+    low, m1 = _scratch(min(total, _SCAN_CHUNK))
     for s in range(0, total, _SCAN_CHUNK):
         x = a[s : s + _SCAN_CHUNK]
         k = len(x)
-        lo, b1, b2 = low[:k], m1[:k], m2[:k]
-        np.bitwise_or(x, 0x20, out=lo)  # "[" -> "{"
-        np.equal(lo, 0x7B, out=b1)
+        lo, b1 = low[:k], m1[:k]
+        np.bitwise_and(x, 0xDF, out=lo)  # "{" -> "["
+        np.equal(lo, 0x5B, out=b1)
         full = k - k % _WIN
         w = s // _WIN
-        # 8 bools per uint64: each byte lane of a window sum holds < 256 for _WIN = 128
+        # 8 bools per uint64: no byte lane of a window's sum exceeds _WIN // 8 < 256
         lanes = b1[:full].view(np.uint64).reshape(-1, _WIN // 8).sum(axis=1, dtype=np.uint64)
-        wins[w : w + full // _WIN] = ((lanes * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
+        wins[w : w + full // _WIN] = lanes.view(np.uint8).reshape(-1, 8).sum(axis=1)
         if full < k:
             wins[w + full // _WIN] = np.count_nonzero(b1[full:])
-        np.equal(x, 0x4E, out=b1)  # N(aN)
-        np.equal(x, 0x49, out=b2)  # I(nf)
-        np.logical_or(b1, b2, out=b1)
-        hits = np.flatnonzero(b1)
-        if len(hits):
-            cand.append(hits + s)
+        # Candidates, in one pass: the bytes 0x08-0x0F (a newline inside a message splits
+        # it in two lines; Arrow may end a line at \r; \t, rare, is left to msgspec too)
+        # and the capitals H to O (NaN and Inf literals: Arrow accepts, msgspec rejects).
+        np.bitwise_or(x, 0x07, out=lo)
+        np.bitwise_and(lo, 0xBF, out=lo)
+        np.equal(lo, 0x0F, out=b1)
+        found.append(np.flatnonzero(b1) + s)
     cum = np.zeros(len(wins) + 1, dtype=np.int64)
     np.cumsum(wins, out=cum[1:])
     slow |= cum[-(-ends // _WIN)] - cum[starts // _WIN] >= _MAX_BRACKETS
-    if cand:
-        p = np.concatenate(cand)
-        p = p[p + 3 < total]  # a literal needs 3 bytes and a closing "}" after it
-        nan = (a[p] == 0x4E) & (a[p + 1] == 0x61) & (a[p + 2] == 0x4E)
-        inf = (a[p] == 0x49) & (a[p + 1] == 0x6E) & (a[p + 2] == 0x66)
+    p = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    ctrl = p[a[p] < 0x10]
+    rows = np.searchsorted(starts, ctrl, side="right") - 1
+    slow[rows[ctrl < ends[rows]]] = True  # the separators between messages are fine
+    p = p[p + 3 < total]  # a literal is followed by at least a "}"
+    p = p[(a[p + 1] | 0x0F) == 0x6F]  # "a" or "n"
+    p = p[((a[p] == 0x4E) & (a[p + 1] == 0x61) & (a[p + 2] == 0x4E))
+          | ((a[p] == 0x49) & (a[p + 1] == 0x6E) & (a[p + 2] == 0x66))]  # fmt: skip
+    if len(p):
         after = a[p + 3]
-        lit = (nan & ~_ALNUM[after]) | (inf & (~_ALNUM[after] | (after == 0x69)))
-        lit &= (p == 0) | ~_ALNUM[a[np.maximum(p - 1, 0)]]
-        if lit.any():
-            rows = np.searchsorted(starts, p[lit], side="right") - 1
-            slow[rows] = True
+        bad = ~_ALNUM[after] | ((a[p] == 0x49) & (after == 0x69))  # "Infinity"
+        bad &= (p == 0) | ~_ALNUM[a[np.maximum(p - 1, 0)]]
+        if bad.any():
+            slow[np.searchsorted(starts, p[bad], side="right") - 1] = True
     return slow
+
+
+_local = threading.local()
+
+
+def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-thread scan buffers (a few MB), kept: fresh memory costs page faults."""
+    bufs = getattr(_local, "scan", None)
+    if bufs is None or len(bufs[0]) < size:
+        bufs = _local.scan = (np.empty(size, dtype=np.uint8), np.empty(size, dtype=bool))
+    return bufs[0][:size], bufs[1][:size]
 
 
 def _bad_utf8(m: bytes) -> bool:
@@ -217,7 +228,7 @@ def _whole(j: Joined) -> pa.LargeBinaryArray:
     )
 
 
-def strings(j: Joined, positions: np.ndarray) -> pa.LargeStringArray:
+def _strings(j: Joined, positions: np.ndarray) -> pa.LargeStringArray:
     """The messages at ``positions`` as a large_string array (copied, GIL released).
 
     Only valid UTF-8 may be taken (Arrow does not check it here).
@@ -228,7 +239,7 @@ def strings(j: Joined, positions: np.ndarray) -> pa.LargeStringArray:
 def raw_column(j: Joined, positions: np.ndarray, chunk_bytes: int) -> pa.Array | pa.ChunkedArray:
     """The ``raw`` column: the messages at ``positions``, as string chunks of at most
     ``chunk_bytes`` (an Arrow string array addresses its data with int32 offsets)."""
-    taken = strings(j, positions)
+    taken = _strings(j, positions)
     lengths = j.lengths[positions]
     chunks = []
     start = 0
@@ -309,4 +320,4 @@ def read(
     tables.sort(key=lambda t: t[0])
     keep = np.flatnonzero(~slow)
     table = pa.concat_tables([t for _, t in tables]) if len(tables) > 1 else tables[0][1]
-    return table.combine_chunks(), keep
+    return table.combine_chunks(), keep  # Acero runs several times faster on one chunk

@@ -138,7 +138,9 @@ class Status(_Base):
     retweeted_status: Embedded | None = None
     quoted_status_id: Int64 | None = None
     quoted_status_id_str: str | None = None
-    quoted_status: Embedded | None = None
+    # only the quoted tweet's id and author are read; leaving the rest undeclared spares
+    # decoding (and type-checking) a whole second tweet
+    quoted_status: QuotedRef | None = None
     is_quote_status: bool | None = None
     entities: Entities | None = None
     extended_entities: ExtendedEntities | None = None

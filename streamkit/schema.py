@@ -7,11 +7,26 @@ hand researchers :func:`to_pandas` frames, and the stream's listener dispatch cl
 messages with :func:`message_kind`.
 
 :func:`decode_batch` turns a batch of raw v1.1 messages (bytes as received) into the two
-tables. Each message is decoded once, by msgspec, straight into a typed struct that names
-only the fields the schema needs; rows are accumulated as tuples and every column is
-built with one ``pyarrow.array`` call per batch. A message whose fields have unexpected
-types is decoded again untyped and flattened leniently (wrong values become nulls), so
-one odd message costs a little time and never the batch.
+tables, by two paths that give identical tables:
+
+* the Arrow path (:mod:`streamkit._schema_arrow`, batches of :data:`_ARROW_MIN_BATCH`
+  messages or more): ``pyarrow.json`` parses the joined batch on Arrow's threads and Acero
+  projections flatten it, with the GIL released nearly throughout, so the collector's
+  network and WAL threads keep running while a batch decodes;
+* the msgspec path, the reference: each message is decoded once, by msgspec, straight into
+  a typed struct that names only the fields the schema needs; rows are accumulated as
+  tuples and every column is built with one ``pyarrow.array`` call per batch. A message
+  whose fields have unexpected types is decoded again untyped and flattened leniently
+  (wrong values become nulls), so one odd message costs a little time and never the
+  batch. Small batches, and every message the Arrow path cannot prove it decodes exactly
+  as this one would (malformed, oddly typed, ambiguous), take this path, one by one.
+
+Known differences, on hand-crafted input only: a status without an
+``in_reply_to_status_id`` key (but with an id, a text and a user) holding an out-of-range
+float literal such as ``2e308`` in a field streamkit does not read is rejected
+(malformed_json) by the msgspec path and kept by the Arrow path; and messages holding 400
+brackets or more go to msgspec whole, so only a Python recursion limit lowered far below
+its default (msgspec failing under 400 levels of nesting) could make the paths differ.
 
 Examples
 --------
@@ -205,6 +220,8 @@ assert ROW_COLUMNS == tuple(TWEET_SCHEMA.names[:-2]), "extractor and schema disa
 
 _EVENT_ROW_COLUMNS = EVENT_SCHEMA.names[:1] + EVENT_SCHEMA.names[2:-1]
 _TS_ROW_COLUMNS = frozenset({"created_at", "user_created_at"})
+# Below this many messages the Arrow path's fixed cost (a few ms) outweighs what it saves.
+_ARROW_MIN_BATCH = 1000
 _STATUS_FIELDS = [f.name for f in _arrow.READ_SCHEMA if f.name not in _arrow.NOTICE_TYPES]
 # An Arrow string array addresses its data with int32 offsets.
 _RAW_CHUNK_BYTES = 2**31 - 1
@@ -336,7 +353,7 @@ def decode_batch(
     >>> b.tweets.num_rows, b.events.to_pylist()[0]["status_id"], b.rejected
     (0, 5, {'not_an_object': 1})
     """
-    return _decode(messages, received_at_us, keep_raw, fast=True)
+    return _decode(messages, received_at_us, keep_raw)
 
 
 def _decode_reference(
@@ -346,7 +363,7 @@ def _decode_reference(
     keep_raw: bool = True,
 ) -> DecodedBatch:
     """:func:`decode_batch` with msgspec alone: the reference the Arrow path must equal."""
-    return _decode(messages, received_at_us, keep_raw, fast=False)
+    return _decode(messages, received_at_us, keep_raw, path="reference")
 
 
 @dataclass
@@ -363,17 +380,20 @@ def _decode(
     messages: Sequence[bytes],
     received_at_us: Any,
     keep_raw: bool,
-    fast: bool,
+    *,
+    path: str = "auto",
     trace: list[np.ndarray] | None = None,
 ) -> DecodedBatch:
-    """Decode; ``trace``, when given, receives the mask of the messages msgspec decoded."""
+    """Decode by ``path``: "arrow", "reference", or "auto" (Arrow from
+    :data:`_ARROW_MIN_BATCH` messages on). ``trace``, when given, receives the mask of the
+    messages that msgspec decoded."""
     n = len(messages)
     received = _received(received_at_us, n)
     msgs, slow = _normalized(messages)
     joined = _arrow.join(msgs)
     parts = []
-    if fast and n:
-        slow |= _arrow.prescan(joined, msgs)
+    if n and (path == "arrow" or (path == "auto" and n >= _ARROW_MIN_BATCH)):
+        slow |= _arrow.prescan(joined)
         part = _fast(msgs, joined, slow)
         if part is not None:
             parts.append(part)
@@ -419,27 +439,37 @@ def _fast(msgs: Sequence[bytes], joined: _arrow.Joined, slow: np.ndarray) -> _Pa
     table, pos = _arrow.read(msgs, joined, slow)
     if table is None:
         return None
-    cols = {name: table.column(name).chunk(0) for name in table.column_names}
-
-    def raws(rows: np.ndarray) -> pa.Array:
-        return _arrow.strings(joined, pos[rows])
-
-    is_status, kinds, late = _flat.classify(cols, raws)
-    rows = np.flatnonzero(is_status)
-    status_cols = {name: cols[name] for name in _STATUS_FIELDS}
-    tweets, t_slow = _flat.tweets(status_cols, rows, raws)
-    late[rows[t_slow]] = True
-    if t_slow.any():
-        keep = pa.array(~t_slow)
-        tweets = {name: arr.filter(keep) for name, arr in tweets.items()}
-    notices = np.flatnonzero(kinds >= 0)
-    events, e_slow = _flat.events(cols, notices, kinds[notices], raws)
-    late[notices[e_slow]] = True
-    if e_slow.any():
-        keep = pa.array(~e_slow)
-        events = {name: arr.filter(keep) for name, arr in events.items()}
+    tweets, t_slow, is_status, first_notice = _flat.tweets(table, _STATUS_FIELDS)
+    late = is_status & t_slow
+    keep = is_status & ~t_slow
+    # Notices are few: their kind is settled in Python, on their raw bytes.
+    rows = np.flatnonzero(~is_status)
+    n_rows, kinds, raws = [], [], []
+    buf, starts, lengths = joined.buf, joined.starts, joined.lengths
+    firsts = first_notice.take(pa.array(rows)).to_pylist()
+    for r, first in zip(rows.tolist(), firsts, strict=True):
+        at = int(starts[pos[r]])
+        raw = buf[at : at + int(lengths[pos[r]])]
+        kind = _flat.notice_kind(raw, first)
+        if kind is None:
+            late[r] = True
+        else:
+            n_rows.append(r)
+            kinds.append(kind)
+            raws.append(raw)
+    n_rows = np.asarray(n_rows, dtype=np.int64)
+    if len(n_rows):
+        events, e_slow = _flat.events(table.take(pa.array(n_rows)), kinds, raws)
+        late[n_rows[e_slow]] = True
+    else:
+        events, e_slow = _row_arrays(EVENT_SCHEMA, _EVENT_ROW_COLUMNS, []), np.zeros(0, bool)
     slow[pos[late]] = True
-    return _Part(tweets, pos[rows[~t_slow]], events, pos[notices[~e_slow]])
+    # one filter per table, not per column: each call hands the GIL over
+    if not keep.all():
+        tweets = _flat.columns(pa.table(tweets).filter(pa.array(keep)))
+    if e_slow.any():
+        events = _flat.columns(pa.table(events).filter(pa.array(~e_slow)))
+    return _Part(tweets, pos[keep], events, pos[n_rows[~e_slow]])
 
 
 def _reference(messages: Sequence[Any], positions: np.ndarray) -> tuple[_Part, dict[str, int]]:
