@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import requests
-from requests_oauthlib import OAuth1
+from oauthlib.common import generate_nonce, generate_timestamp
+from oauthlib.oauth1.rfc5849 import signature as _signature
+from oauthlib.oauth1.rfc5849 import utils as _oauth_utils
 
 from ._exceptions import ConfigError
 
@@ -91,8 +94,8 @@ class OAuthHandler(AuthHandler):
     --------
     >>> auth = OAuthHandler("ck", "cs")
     >>> auth.set_access_token("at", "ats")
-    >>> type(auth.apply_auth()).__name__
-    'OAuth1'
+    >>> auth.apply_auth()
+    <OAuth 1.0a signer, credentials hidden>
     """
 
     def __init__(self, consumer_key: str, consumer_secret: str) -> None:
@@ -123,18 +126,14 @@ class OAuthHandler(AuthHandler):
     def access_token_secret(self) -> str | None:
         return self._access_token_secret
 
-    def apply_auth(self) -> OAuth1:
+    def apply_auth(self) -> requests.auth.AuthBase:
         if self._access_token is None or self._access_token_secret is None:
             raise ConfigError(
                 "OAuthHandler has no access token: call auth.set_access_token(key, secret) "
                 f"or set {ENV_VARS['access_token']} and {ENV_VARS['access_token_secret']}."
             )
-        return OAuth1(
-            self._consumer_key,
-            client_secret=self._consumer_secret,
-            resource_owner_key=self._access_token,
-            resource_owner_secret=self._access_token_secret,
-            signature_type="auth_header",
+        return _OAuth1Signer(
+            self._consumer_key, self._consumer_secret, self._access_token, self._access_token_secret
         )
 
     def __repr__(self) -> str:
@@ -146,6 +145,63 @@ class OAuthHandler(AuthHandler):
 
 OAuth1UserHandler = OAuthHandler
 """Tweepy 4's name for :class:`OAuthHandler`."""
+
+
+class _Secrets(NamedTuple):
+    """The two attributes oauthlib's ``sign_hmac_sha1_with_client`` reads."""
+
+    client_secret: str
+    resource_owner_secret: str
+
+    def __repr__(self) -> str:
+        return "_Secrets(hidden)"
+
+
+class _OAuth1Signer(requests.auth.AuthBase):
+    """Signs each request with an OAuth 1.0a HMAC-SHA1 ``Authorization`` header.
+
+    Built from oauthlib's signature functions rather than requests-oauthlib's
+    ``OAuth1``: that one logs the consumer key and the access token at DEBUG
+    level (and oauthlib's ``Client.sign`` the whole signature base string), so
+    anyone turning on DEBUG logging would write credentials to their logs.
+    """
+
+    __slots__ = ("_access_token", "_consumer_key", "_secrets")
+
+    def __init__(self, consumer_key: str, consumer_secret: str, access_token: str, access_token_secret: str) -> None:
+        self._consumer_key = consumer_key
+        self._access_token = access_token
+        self._secrets = _Secrets(consumer_secret, access_token_secret)
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        oauth = [
+            ("oauth_nonce", generate_nonce()),
+            ("oauth_timestamp", generate_timestamp()),
+            ("oauth_version", "1.0"),
+            ("oauth_signature_method", "HMAC-SHA1"),
+            ("oauth_consumer_key", self._consumer_key),
+            ("oauth_token", self._access_token),
+        ]
+        url = r.url or ""
+        body: str = ""
+        content_type = str(r.headers.get("Content-Type", "")).split(";")[0].strip().lower()
+        if r.body and content_type == "application/x-www-form-urlencoded":
+            body = r.body.decode("utf-8") if isinstance(r.body, bytes) else str(r.body)
+        params = _signature.collect_parameters(uri_query=urlsplit(url).query, body=body) + oauth
+        base = _signature.signature_base_string(
+            (r.method or "GET").upper(), _signature.base_string_uri(url), _signature.normalize_parameters(params)
+        )
+        oauth.append(("oauth_signature", _signature.sign_hmac_sha1_with_client(base, self._secrets)))
+        r.headers["Authorization"] = "OAuth " + ", ".join(
+            f'{name}="{_oauth_utils.escape(value)}"' for name, value in oauth
+        )
+        return r
+
+    def __repr__(self) -> str:
+        return "<OAuth 1.0a signer, credentials hidden>"
+
+    def __reduce__(self) -> Any:  # pragma: no cover - defensive
+        raise TypeError("an OAuth signer holds secrets and cannot be pickled")
 
 
 class _Bearer(requests.auth.AuthBase):

@@ -45,6 +45,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from . import _storage_errors as _storage
 from . import schema
 from ._exceptions import ConfigError, SinkError, StreamkitError
 from .auth import AuthHandler, auth_from_env
@@ -73,6 +74,12 @@ _STREAM_OPTIONS = {
 }
 
 _AUTH_RETRIES = 3
+
+# A failing Parquet commit is retried after 0.5 s, 1 s, 2 s, ... up to a minute apart (the
+# data are safe in the WAL meanwhile); once the capture is ending, a few quick tries.
+_RETRY_FIRST = 0.5
+_RETRY_CAP = 60.0
+_FINAL_ATTEMPTS = 3
 
 _FILTER_KEYS = ("track", "follow", "locations", "languages", "filter_level", "stall_warnings")
 
@@ -112,6 +119,10 @@ class CollectorStats:
         Wrong ``delimited=length`` prefixes; the messages were recovered.
     recovered : int
         Tweets committed at start from an earlier run's write-ahead log.
+    spilled : int
+        Messages that arrived while the writer was behind by more than
+        ``max_pending_bytes``: kept only in the write-ahead log (not in
+        memory) and read back from it when the writer got to them.
     reconnects, stalls, http_errors : int
         From the stream.
     bytes : int
@@ -121,7 +132,11 @@ class CollectorStats:
     last_flush : float or None
         ``time.time()`` of the last Parquet commit.
     last_error : str or None
-        The last error, in words.
+        The last error, in words. Storage trouble starts with the cause and
+        the place (``"disk full at data/x: ..."``) and says what is safe and
+        what to do: failing Parquet commits are retried with back-off while
+        the write-ahead log holds the data; a log that cannot be written, or a
+        dataset folder deleted under the capture, stops it (``failed``).
     errors : int
         How many errors (network, HTTP, write) were seen.
     started : float
@@ -142,6 +157,7 @@ class CollectorStats:
     incomplete: int = 0
     length_mismatches: int = 0
     recovered: int = 0
+    spilled: int = 0
     reconnects: int = 0
     stalls: int = 0
     http_errors: int = 0
@@ -213,13 +229,13 @@ class BufferingListener(StreamListener):
         super().__init__()
         self._collector = collector
 
-    def on_batch(self, messages: list[bytes]) -> None:
-        self._collector._on_messages(messages)
+    def on_batch(self, messages: list[bytes]) -> bool | None:
+        return self._collector._on_messages(messages)
 
-    def on_data(self, raw_data: str | bytes) -> None:
+    def on_data(self, raw_data: str | bytes) -> bool | None:
         if isinstance(raw_data, str):
             raw_data = raw_data.encode("utf-8")
-        self._collector._on_messages([raw_data])
+        return self._collector._on_messages([raw_data])
 
     def on_connect(self) -> None:
         self._worked = True
@@ -381,6 +397,11 @@ class Collector:
             "length_mismatches": 0,
         }
         self._rejected_stream: dict[str, int] = {}
+        # Storage failures (see _storage_errors): why the capture must stop, the commit
+        # trouble being retried right now, and messages the log could not take.
+        self._fatal: tuple[str, BaseException | None, str | None] | None = None
+        self._write_trouble: str | None = None
+        self._unlogged = 0
 
     # -- public API ----------------------------------------------------------------------
     def start(self) -> Collector:
@@ -435,6 +456,7 @@ class Collector:
         s.incomplete = c["incomplete"] + st.incomplete
         s.length_mismatches = c["length_mismatches"] + st.length_mismatches
         s.pending = max(0, s.received - (s.stored + s.duplicates + s.events + sum(rejected.values())))
+        s.spilled = self._pending.spilled
         if s.state not in ("stopped", "failed", "recovering", "starting", "stopping"):
             s.state = st.state if st.state in ("connecting", "streaming", "backing off") else s.state
             if s.state == "backing off" and st.backoff_until:
@@ -444,6 +466,8 @@ class Collector:
                 s.detail = "streaming"
             elif s.state == "connecting":
                 s.detail = f"connecting to {self.base_url}"
+        if self._write_trouble and s.state not in ("stopped", "failed"):
+            s.detail = f"{s.detail or s.state}; {self._write_trouble}"
         if st.last_error and (s.last_error is None or (st.last_error_time or 0) >= (self._last_error_time or 0)):
             s.last_error = st.last_error
         s.errors += st.network_errors + st.http_errors + c.get("errors", 0)
@@ -633,7 +657,11 @@ class Collector:
         return {"kind": "twitter-v1.1", "base_url": self.base_url}
 
     def _new_stream(self) -> Stream:
-        return Stream(self.auth, BufferingListener(self), base_url=self.base_url, **self._stream_options)
+        options = dict(self._stream_options)
+        # The dispatch thread only appends to the WAL, and a backlog beyond this spills
+        # to the WAL anyway: a big in-memory hand-off would only cost memory.
+        options.setdefault("max_buffer_bytes", 16 * 1024 * 1024)
+        return Stream(self.auth, BufferingListener(self), base_url=self.base_url, **options)
 
     def _start_stream(self) -> None:
         f = {k: v for k, v in self._filter.items()}
@@ -671,17 +699,35 @@ class Collector:
             self._conn_starts.append(self._wal.next_seq)
             del self._conn_starts[:-64]
 
-    def _on_messages(self, messages: list[bytes]) -> None:
-        """Dispatch thread: WAL first, then the writer's queue."""
+    def _on_messages(self, messages: list[bytes]) -> bool | None:
+        """Dispatch thread: WAL first, then the writer's queue. False stops the stream."""
         wal = self._wal
         assert wal is not None
         now_us = time.time_ns() // 1000
-        first, last = wal.append(messages, now_us)
+        try:
+            first, last = wal.append(messages, now_us)
+        except SinkError as exc:
+            return self._log_failed(exc, len(messages))
         nbytes = sum(map(len, messages))
         with self._lock:
             self._stats.received += len(messages)
         self._pending.put(first, last, messages, now_us, nbytes)
-        wal.maybe_sync()
+        try:
+            wal.maybe_sync()
+        except SinkError as exc:
+            return self._log_failed(exc, 0)
+        return None
+
+    def _log_failed(self, exc: SinkError, unlogged: int) -> bool:
+        """The WAL cannot take messages: nothing more can be received safely, so stop."""
+        with self._lock:
+            self._unlogged += unlogged
+            first_failure = self._fatal is None
+            if first_failure:
+                self._fatal = ("log", exc, None)
+        if first_failure:
+            self._note_error(f"{_storage.cause(exc)} at {self.path}: the write-ahead log failed, stopping ({exc})")
+        return False
 
     # The writer thread --------------------------------------------------------------------
     def _writer_loop(self) -> None:
@@ -693,12 +739,37 @@ class Collector:
             recovered = ds.recover(wal)
             with self._lock:
                 self._stats.recovered = sum(r.tweets for r in recovered)
+            if ds.committed_seq >= wal.next_seq - 1 and wal.rotate():
+                # Everything recovered is in Parquet: drop it from the log, so that a
+                # capture killed again and again never grows its log without bound.
+                wal.sync()
+                wal.release(ds.committed_seq)
             ds.record_filter(self._manifest_filter())
             with self._lock:
                 self._stats.state = "connecting"
                 if not self._stop_requested.is_set():
                     self._start_stream()
             self._write_until_stopped(wal, ds)
+        except _DatasetGone as gone:
+            try:
+                self._save_after_deletion(gone)
+            except BaseException as exc:
+                log.exception("could not save what the capture held after its folder was deleted")
+                self._note_error(f"the dataset folder {self.path} was deleted while collecting, and "
+                                 f"what the capture held could not be saved: {exc}")
+                with self._lock:
+                    self._fatal = ("deleted", exc, f"the dataset folder {self.path} was deleted while "
+                                   f"collecting; the capture stopped and could not save what it held: {exc}")
+        except _CommitAbandoned as exc:
+            with self._lock:
+                if self._fatal is None:
+                    self._fatal = ("commit", exc.__cause__, None)
+        except SinkError as exc:  # storage trouble outside a commit: recovery, the manifest
+            log.exception("the writer failed")
+            with self._lock:
+                if self._fatal is None:
+                    self._fatal = ("writer", exc, None)
+            self._stream.disconnect()
         except BaseException as exc:  # a writer failure must be seen, not lost with the thread
             log.exception("the writer failed")
             self._note_error(f"writer failed: {exc}")
@@ -707,7 +778,7 @@ class Collector:
                 self._stats.detail = f"failed: {exc}"
             self._stream.disconnect()
         finally:
-            self._finish(wal, ds)
+            self._finish(wal, self._ds or ds)
 
     def _write_until_stopped(self, wal: WriteAheadLog, ds: DatasetWriter) -> None:
         batch: list[schema.DecodedBatch] = []
@@ -717,6 +788,8 @@ class Collector:
         tick = min(0.2, self.flush_seconds / 2)
         deadline = None if self.duration is None else time.monotonic() + self.duration
         while True:
+            if wal.detached:
+                raise _DatasetGone(span, batch)
             stream = self._stream
             stream_done = (
                 not self._switching
@@ -770,19 +843,76 @@ class Collector:
     ) -> None:
         decoded = _concat(batch)
         attempt = 0
+        problem = ""
         while True:
             try:
                 result = ds.commit_decoded(first, last, decoded)
                 break
             except SinkError as exc:
+                if wal.detached:
+                    raise _DatasetGone([first, last], [decoded]) from exc
+                # The data are safe in the WAL: retry with back-off (bounded memory: the
+                # queue spills to the WAL meanwhile), until writing works or the capture ends.
                 attempt += 1
-                self._note_error(f"write failed (attempt {attempt}): {exc}; the data is safe in the WAL, retrying")
+                problem = _storage.cause(exc)
+                ending = self._stop_requested.is_set() or self._fatal is not None or (
+                    not self._switching and not self._stream.running
+                )
+                if ending and attempt >= _FINAL_ATTEMPTS:
+                    raise _CommitAbandoned(problem) from exc
+                delay = _RETRY_FIRST if ending else min(_RETRY_FIRST * 2 ** (attempt - 1), _RETRY_CAP)
+                safe = max(0, wal.next_seq - 1 - ds.committed_seq)
+                trouble = _storage.retrying_message(problem, path=self.path, safe=safe, delay=delay)
                 with self._lock:
-                    self._stats.detail = f"write error, retrying: {exc}"
-                if attempt >= 5 or self._stop_requested.wait(min(2.0 * attempt, 10.0)):
-                    raise
+                    self._write_trouble = trouble
+                self._note_error(f"{trouble} ({exc})")
+                self._stop_requested.wait(delay)
+        if attempt:
+            log.warning("commits to %s work again after %d failed attempt(s)", self.path, attempt)
+            with self._lock:
+                self._write_trouble = None
+                self._stats.last_error = f"resolved: commits work again after {attempt} failed attempt(s) ({problem})"
+                self._last_error_time = time.time()
         self._count_commit(result)
         wal.release(ds.committed_seq)
+
+    def _save_after_deletion(self, gone: _DatasetGone) -> None:
+        """The dataset folder was deleted: stop, and write what is still held to a new one."""
+        log.error("the dataset at %s was deleted while collecting; stopping", self.path)
+        self._stop_requested.set()
+        self._stream.disconnect()  # the dispatch thread first hands over what it had read
+        # A recursive delete removes the folder itself last: let it finish before recreating.
+        deadline = time.monotonic() + 1.0
+        while self.path.exists() and time.monotonic() < deadline:
+            self._done.wait(0.02)
+        whole = not self.path.exists()
+        ds = DatasetWriter(self.path, source=self._source(), keep_raw=self.keep_raw)
+        ds.record_filter(self._manifest_filter())
+        self._ds = ds
+        saved = lost = 0
+        if gone.batch:  # decoded (and counted) already
+            decoded = _concat(gone.batch)
+            self._count_commit(ds.commit_decoded(gone.span[0], gone.span[1], decoded))
+            saved += decoded.tweets.num_rows + decoded.events.num_rows + decoded.n_rejected
+        messages: list[bytes] = []
+        received: list[int] = []
+        first = last = -1
+        for lo, hi, msgs, received_us in self._pending.take(1 << 62):
+            if msgs is None:  # spilled: only the deleted log had it
+                lost += hi - lo + 1
+                continue
+            first = lo if first < 0 else first
+            last = hi
+            messages.extend(msgs)
+            received.extend([received_us] * len(msgs))
+        if messages:
+            decoded = schema.decode_batch(messages, received_at_us=received, keep_raw=self.keep_raw)
+            self._count_notices(decoded, first)
+            self._count_commit(ds.commit_decoded(first, last, decoded))
+            saved += len(messages)
+        text = _storage.deleted_message(path=self.path, whole=whole, saved=saved, lost=lost)
+        with self._lock:
+            self._fatal = ("deleted", None, text)
 
     def _count_commit(self, result: Any) -> None:
         with self._lock:
@@ -845,11 +975,22 @@ class Collector:
         with self._lock:
             self._stats.rate = (received - r0) / (now - t0) if now > t0 else 0.0
 
+    def _fatal_text(self, wal: WriteAheadLog, ds: DatasetWriter) -> str:
+        """Why the capture stopped, with what is safe and where (caller holds the lock)."""
+        assert self._fatal is not None
+        kind, exc, text = self._fatal
+        if text is not None:
+            return text
+        safe = max(0, wal.next_seq - 1 - ds.committed_seq)
+        problem = _storage.cause(exc) if exc is not None else "storage error"
+        detail = str(exc) if exc is not None else kind
+        return _storage.stopped_message(problem, path=self.path, safe=safe, lost=self._unlogged, detail=detail)
+
     def _finish(self, wal: WriteAheadLog, ds: DatasetWriter) -> None:
         try:
             self._stream.disconnect()
             ds.close_filter()
-            if ds.committed_seq >= wal.next_seq - 1:
+            if not wal.detached and ds.committed_seq >= wal.next_seq - 1:
                 # Everything is in Parquet: leave an empty log, not a copy of the data.
                 wal.sync()
                 wal.rotate()
@@ -857,10 +998,20 @@ class Collector:
         except Exception as exc:
             self._note_error(f"could not close the dataset cleanly: {exc}")
         finally:
-            wal.close()
+            try:
+                wal.close()
+            except Exception as exc:
+                self._note_error(f"could not close the write-ahead log cleanly: {exc}")
             with self._lock:
                 exc = self._stream.exception
-                if self._stats.state != "failed":
+                if self._fatal is not None:
+                    text = self._fatal_text(wal, ds)
+                    self._stats.state = "failed"
+                    self._stats.detail = f"failed: {text}"
+                    self._stats.last_error = text
+                    self._last_error_time = time.time()
+                    self._write_trouble = None
+                elif self._stats.state != "failed":
                     if exc is not None and not self._stop_requested.is_set():
                         self._stats.state = "failed"
                         self._stats.detail = f"failed: {exc}"
@@ -874,6 +1025,19 @@ class Collector:
                 self._progress.set_postfix_str(self._stats.detail, refresh=False)
                 self._progress.close()
             self._done.set()
+
+
+class _DatasetGone(Exception):
+    """Writer-internal: the dataset folder was deleted; carries the uncommitted batch."""
+
+    def __init__(self, span: list[int], batch: list[schema.DecodedBatch]) -> None:
+        super().__init__("the dataset folder was deleted")
+        self.span = span
+        self.batch = batch
+
+
+class _CommitAbandoned(Exception):
+    """Writer-internal: commits kept failing while the capture was ending."""
 
 
 def _concat(batches: list[schema.DecodedBatch]) -> schema.DecodedBatch:

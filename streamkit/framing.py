@@ -159,7 +159,8 @@ class Framer:
                 continue
             out.append(line)
         rest = buf[start:]
-        if len(rest) > cap:
+        # A trailing \r may be the first half of the terminator, not part of the message.
+        if len(rest) > cap + (rest[-1:] == b"\r"):
             # Too long already and no end in sight: drop it now, skip to its end.
             stats.oversized += 1
             self._expect = None

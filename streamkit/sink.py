@@ -616,10 +616,20 @@ class DatasetWriter:
         )
         events = batch.events
         event_dates = pc.cast(events.column("received_at"), pa.date32())
-        files, folders = self._write_parts(TWEETS_DIR, tweets, tweet_dates, first, last)
-        more_files, more_folders = self._write_parts(EVENTS_DIR, events, event_dates, first, last)
-        for folder in sorted(folders | more_folders):
-            _fsync_dir(folder)
+        try:
+            files, folders = self._write_parts(TWEETS_DIR, tweets, tweet_dates, first, last)
+            more_files, more_folders = self._write_parts(EVENTS_DIR, events, event_dates, first, last)
+            for folder in sorted(folders | more_folders):
+                _fsync_dir(folder)
+        except SinkError:
+            # A failed commit (disk full, read-only...), not a crash: take back the part
+            # files it renamed already, so that readers see committed data only and a full
+            # disk gets the space back. The batch is still in the write-ahead log.
+            try:
+                self._cleanup(uncommitted=True)
+            except SinkError as exc:
+                logger.warning("could not remove the part files of a failed commit: %s", exc)
+            raise
         _write_json_atomic(self._wal_dir / _CHECKPOINT, {"committed_seq": last}, what="checkpoint")
         self._committed = last
         self._dirty = False

@@ -490,6 +490,9 @@ class Stream:
             "stream": True,
             "timeout": (self.connect_timeout, self.timeout),
             "verify": self.verify,
+            # A streaming endpoint never redirects; following one could lead to plain
+            # http:// on another host, past check_base_url. A 3xx is an HTTP error.
+            "allow_redirects": False,
         }
         if self.method == "POST":
             kwargs["data"] = self.body

@@ -359,6 +359,22 @@ class WriteAheadLog:
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @property
+    def detached(self) -> bool:
+        """True when the active segment has no name on disk any more.
+
+        That happens when its folder is deleted under a running log: appends
+        still succeed (the file stays open) but would not outlive the process,
+        so a writer must stop relying on them.
+        """
+        with self._lock:
+            if self._closed:
+                return False
+            try:
+                return os.fstat(self._file.fileno()).st_nlink == 0
+            except OSError:
+                return True
+
     def __repr__(self) -> str:
         return (
             f"WriteAheadLog({os.fspath(self._dir)!r}, next_seq={self._next_seq}, "

@@ -10,11 +10,23 @@ import time
 import pytest
 
 
-def _fds() -> set[int]:
+def _fds() -> dict[int, str]:
+    """Open descriptors and what they point to.
+
+    Compared by target, not just by number: ``listdir`` itself holds a descriptor while
+    it lists, and a leaked socket or file opened later usually gets that very number.
+    """
     try:
-        return {int(x) for x in os.listdir("/proc/self/fd")}
+        names = os.listdir("/proc/self/fd")
     except OSError:  # not Linux: skip the fd check
-        return set()
+        return {}
+    out = {}
+    for name in names:
+        try:
+            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            continue
+    return out
 
 
 def _streamkit_threads() -> set[threading.Thread]:
@@ -33,15 +45,10 @@ def no_leaks(request):
     while True:
         gc.collect()
         leaked_threads = _streamkit_threads() - threads_before
-        leaked_fds = _fds() - fds_before
-        # Descriptors: readlink tells what they are; ignore ones closed meanwhile.
-        described = {}
-        for fd in leaked_fds:
-            try:
-                described[fd] = os.readlink(f"/proc/self/fd/{fd}")
-            except OSError:
-                continue
-        described = {fd: what for fd, what in described.items() if "pytest" not in what}
+        described = {
+            fd: what for fd, what in _fds().items()
+            if fds_before.get(fd) != what and "pytest" not in what
+        }
         if not leaked_threads and not described:
             return
         if time.monotonic() > deadline:
