@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.acero as ac
 import pyarrow.compute as pc
 
+from streamkit._schema_events import _NOTICE_KEYS
 from streamkit._schema_extract import source_name
 from streamkit._schema_time import TIMESTAMP_TYPE
 
@@ -38,19 +39,10 @@ _FALSE, _NULL_S = pc.scalar(False), pc.scalar(pa.scalar(None, pa.string()))
 _I64 = pa.int64()
 _STR_LIST = pa.list_(pa.string())
 
-#: Tweepy 3.x's order; None marks keys whose messages always take the reference.
-NOTICE_ORDER = (
-    ("delete", "delete"),
-    ("event", None),
-    ("direct_message", "direct_message"),
-    ("friends", None),
-    ("friends_str", None),
-    ("limit", "limit"),
-    ("disconnect", "disconnect"),
-    ("warning", "warning"),
-    ("scrub_geo", "scrub_geo"),
-    ("status_withheld", "status_withheld"),
-    ("user_withheld", "user_withheld"),
+#: Tweepy 3.x's order (one table, in _schema_events); None marks keys whose messages
+#: always take the reference path.
+NOTICE_ORDER = tuple(
+    (key, None if kind in ("event", "friends") else kind) for key, kind in _NOTICE_KEYS
 )
 _NEEDLES = [(b'"%s"' % key.encode(), kind) for key, kind in NOTICE_ORDER]
 # keys whose presence (even with a null value) could make message_kind() say "status"

@@ -612,14 +612,15 @@ _DATES = st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9
                     + t[0].strftime(" %Y")
                 )
             ),
-            st.tuples(_DATES, st.integers(0, 29), st.characters()).map(
+            # created_at values come from decoded JSON: valid UTF-8, never a lone surrogate
+            st.tuples(_DATES, st.integers(0, 29), st.characters(codec="utf-8")).map(
                 lambda t: (
                     (s := t[0].strftime("%a %b %d %H:%M:%S +0000 %Y"))[: t[1]]
                     + t[2]
                     + s[t[1] + 1 :]
                 )
             ),
-            st.text(max_size=32),
+            st.text(st.characters(codec="utf-8"), max_size=32),
             st.none(),
         ),
         max_size=20,

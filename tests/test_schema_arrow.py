@@ -456,7 +456,7 @@ _DATES = st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999
                     + f"{t[0].year:04d}"
                 )
             ),
-            st.tuples(_DATES, st.integers(0, 29), st.characters()).map(
+            st.tuples(_DATES, st.integers(0, 29), st.characters(codec="utf-8")).map(
                 lambda t: (
                     (s := t[0].strftime("%a %b %d %H:%M:%S +0000 ") + f"{t[0].year:04d}")[: t[1]]
                     + t[2]
@@ -465,7 +465,7 @@ _DATES = st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999
             ),
             st.from_regex(r"\A[A-Z][a-z]{2} [A-Z][a-z]{2} [0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} "
                           r"[+-][0-9]{4} [0-9]{4}\Z"),
-            st.text(max_size=32),
+            st.text(st.characters(codec="utf-8"), max_size=32),
             st.none(),
         ),
         max_size=20,
