@@ -8,6 +8,7 @@ against what the server says it sent.
 from __future__ import annotations
 
 import collections
+import functools
 import html
 import json
 import re
@@ -18,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import helpers
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -63,13 +65,7 @@ def stored_rows(path: Path) -> list[dict]:
     return dataset.to_table(columns=schema.TWEET_SCHEMA.names).to_pylist()
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+wait_until = functools.partial(helpers.wait_until, timeout=10.0, interval=0.01)
 
 
 def _status(i: int, **extra) -> bytes:

@@ -17,11 +17,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import duckdb
-import pandas as pd
-import pyarrow.dataset as pads
+from helpers import settled, visible_ids
 
 import streamkit
 from streamkit import schema
@@ -99,34 +96,6 @@ class Reports:
         self._lines()
 
 
-def visible_ids(path: Path) -> list[int]:
-    """Ids as pandas, pyarrow and DuckDB see them; they must agree (and not fail)."""
-    tweets = path / "tweets"
-    by_arrow = pads.dataset(tweets, format="parquet", partitioning="hive").to_table(columns=["id"])
-    by_pandas = pd.read_parquet(tweets, columns=["id"])
-    con = duckdb.connect()
-    try:
-        by_duck = con.sql(
-            f"select id from read_parquet('{tweets.as_posix()}/**/*.parquet', hive_partitioning=true)"
-        ).fetchall()
-    finally:
-        con.close()
-    ids = sorted(by_arrow.column("id").to_pylist())
-    assert sorted(by_pandas["id"].tolist()) == ids == sorted(x[0] for x in by_duck)
-    assert by_arrow.schema.field("id").type == schema.TWEET_SCHEMA.field("id").type
-    return ids
-
-
-def settled(server: StreamServer) -> list[int]:
-    """``server.sent`` once no more sends complete (the killed socket is gone)."""
-    last, since = len(server.sent), time.monotonic()
-    while time.monotonic() - since < 0.2:
-        time.sleep(0.02)
-        if len(server.sent) != last:
-            last, since = len(server.sent), time.monotonic()
-    return server.sent
-
-
 def test_sigkill_mid_capture_loses_nothing_that_was_logged(tmp_path):
     path = tmp_path / "crashy"
     stored: set[int] = set()
@@ -150,7 +119,7 @@ def test_sigkill_mid_capture_loses_nothing_that_was_logged(tmp_path):
                 proc.stdout.close()
             logged = max(r["received"] for r in reports.seen)
             committed_by_child = max(r["stored"] for r in reports.seen)
-            sent_to_child = settled(server)
+            sent_to_child = settled(server, quiet=0.2)
 
             # What readers see right after the crash: only complete files, no duplicates,
             # nothing the child had not received.

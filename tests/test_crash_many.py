@@ -37,11 +37,9 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
-import pandas as pd
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
+from helpers import settled, visible_ids
 
 import streamkit
 from streamkit.testing import TEST_CREDENTIALS as C
@@ -203,34 +201,6 @@ class Child:
         return any(r["state"] in ("connecting", "streaming") for r in self.seen)
 
 
-def visible_ids(path: Path) -> list[int]:
-    """Ids as pandas, pyarrow and DuckDB see them; they must agree (and not fail)."""
-    tweets = path / "tweets"
-    if not any(tweets.rglob("*.parquet")):
-        return []
-    by_arrow = pads.dataset(tweets, format="parquet", partitioning="hive").to_table(columns=["id"])
-    by_pandas = pd.read_parquet(tweets, columns=["id"])
-    con = duckdb.connect()
-    try:
-        by_duck = con.sql(f"select id from read_parquet('{tweets.as_posix()}/**/*.parquet', "
-                          "hive_partitioning=true)").fetchall()
-    finally:
-        con.close()
-    ids = sorted(by_arrow.column("id").to_pylist())
-    assert sorted(by_pandas["id"].tolist()) == ids == sorted(x[0] for x in by_duck)
-    return ids
-
-
-def settled(server: StreamServer) -> list[int]:
-    """``server.sent`` once no more sends complete (the killed socket is gone)."""
-    last, since = len(server.sent), time.monotonic()
-    while time.monotonic() - since < 0.15:
-        time.sleep(0.02)
-        if len(server.sent) != last:
-            last, since = len(server.sent), time.monotonic()
-    return server.sent
-
-
 def wal_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in (path / "_wal").glob("wal-*.log"))
 
@@ -259,7 +229,7 @@ def test_twenty_sigkills_lose_nothing_that_was_logged(tmp_path):
             finally:
                 code = child.kill_and_reap()
             assert code == -signal.SIGKILL, (point, code, child.err.read_text()[-2000:])
-            sent = settled(server)
+            sent = settled(server, quiet=0.15)
         logged = child.logged
         # One connection per child: it logged exactly the first `logged` statuses sent.
         assert logged <= len(sent)

@@ -7,16 +7,18 @@ the HTML it renders. tests/test_browser.py drives the same panel in Chromium.
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 
 pytest.importorskip("ipywidgets")
+
+import helpers
 
 import streamkit  # noqa: E402
 from streamkit import widgets  # noqa: E402
@@ -25,13 +27,7 @@ from streamkit.testing import Fault, StreamServer  # noqa: E402
 FAST = dict(flush_seconds=0.2, progress=False, timeout=2.0, retry_time=0.05, snooze_time=0.02)
 
 
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+wait_until = functools.partial(helpers.wait_until, timeout=30.0, interval=0.02)
 
 
 def counter(p: widgets.Panel, name: str) -> int:
