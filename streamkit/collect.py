@@ -260,7 +260,8 @@ class _Pending:
     """Received batches waiting for the writer; payloads beyond a budget stay only in the WAL."""
 
     def __init__(self, budget_bytes: int) -> None:
-        self._items: deque[tuple[int, int, list[bytes] | None, int]] = deque()
+        # (first, last, messages or None when spilled, received_us, bytes held in memory)
+        self._items: deque[tuple[int, int, list[bytes] | None, int, int]] = deque()
         self._lock = threading.Lock()
         self._bytes = 0
         self.budget = budget_bytes
@@ -270,10 +271,10 @@ class _Pending:
         with self._lock:
             if self._bytes + nbytes > self.budget:
                 self.spilled += last - first + 1
-                self._items.append((first, last, None, received_us))  # re-read from the WAL
+                self._items.append((first, last, None, received_us, 0))  # re-read from the WAL
             else:
                 self._bytes += nbytes
-                self._items.append((first, last, messages, received_us))
+                self._items.append((first, last, messages, received_us, nbytes))
 
     def take(self, max_messages: int) -> list[tuple[int, int, list[bytes] | None, int]]:
         """The oldest batches, up to about ``max_messages`` messages (at least one batch)."""
@@ -281,11 +282,10 @@ class _Pending:
             items = []
             count = 0
             while self._items and count < max_messages:
-                item = self._items.popleft()
-                if item[2] is not None:
-                    self._bytes -= sum(map(len, item[2]))
-                items.append(item)
-                count += item[1] - item[0] + 1
+                first, last, messages, received_us, nbytes = self._items.popleft()
+                self._bytes -= nbytes  # counted once, by put()
+                items.append((first, last, messages, received_us))
+                count += last - first + 1
             return items
 
     def __len__(self) -> int:
