@@ -43,19 +43,23 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from . import _http
 from ._exceptions import (
     AuthError,
     ConfigError,
     HTTPStatusError,
+    ProtocolError,
     RateLimited,
     StreamError,
 )
 from .auth import AuthHandler
 from .backoff import Backoff
-from .framing import DEFAULT_MAX_MESSAGE_BYTES, Framer
+from .framing import DEFAULT_MAX_MESSAGE_BYTES
 from .listener import FATAL_STATUS_CODES, MessageError, StreamListener
+from .sources.base import Endpoint, Request
+from .sources.twitter_v1 import TwitterV1Endpoint
 
 __all__ = ["DEFAULT_BASE_URL", "Stream", "StreamStats"]
 
@@ -224,6 +228,11 @@ class Stream:
         TLS certificate verification (on by default; turning it off warns).
     connect_timeout : float
         Time allowed to establish the TCP/TLS connection.
+    endpoint : Endpoint, optional
+        Another source to stream from (see :mod:`streamkit.sources`): then
+        :meth:`start` connects to it, with the same reconnect loop, back-off,
+        stall detection and listener dispatch. ``filter``/``sample`` are the
+        Twitter v1.1 endpoints at ``base_url``.
 
     Attributes
     ----------
@@ -256,6 +265,7 @@ class Stream:
         max_buffer_bytes: int = 256 * 1024 * 1024,
         verify: bool | str = True,
         connect_timeout: float = 10.0,
+        endpoint: Endpoint | None = None,
         **unsupported: Any,
     ) -> None:
         if unsupported:
@@ -269,10 +279,13 @@ class Stream:
             raise ConfigError("auth must be an OAuthHandler or BearerTokenHandler (or None for open servers)")
         if not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if endpoint is not None and not isinstance(endpoint, Endpoint):
+            raise ConfigError("endpoint must be a streamkit.sources.Endpoint (subclass) instance")
         if retry_count is not None and (not isinstance(retry_count, int) or retry_count < 0):
             raise ConfigError(f"retry_count must be None or an integer >= 0, got {retry_count!r}")
         self.auth = auth
         self.listener = listener
+        self.endpoint = endpoint
         self.base_url = _http.check_base_url(base_url, verify=verify)
         self.timeout = float(timeout)
         self.retry_count = retry_count
@@ -306,6 +319,7 @@ class Stream:
         self.url: str | None = None
         self.body: dict[str, str] | None = None
         self.method = "POST"
+        self._active: Endpoint | None = None  # the endpoint of the current run
         self._n = next(_ids)
         self._stop = threading.Event()
         self._sock = _http.SocketHolder()
@@ -363,7 +377,7 @@ class Stream:
             encoding=encoding,
             filter_level=filter_level,
         )
-        self._start("POST", "/1.1/statuses/filter.json", body, is_async)
+        self._start(self._v1("POST", "/1.1/statuses/filter.json", body), is_async)
 
     def sample(
         self,
@@ -380,7 +394,45 @@ class Stream:
         langs = _as_list(languages, "languages")
         if langs:
             params["language"] = ",".join(_check_language(x) for x in langs)
-        self._start("GET", "/1.1/statuses/sample.json", params, is_async)
+        self._start(self._v1("GET", "/1.1/statuses/sample.json", params), is_async)
+
+    def start(self, is_async: bool = False) -> None:
+        """Connect to this stream's ``endpoint`` and stream (the non-v1.1 sources).
+
+        Parameters
+        ----------
+        is_async : bool
+            Run on a background thread and return at once.
+
+        Raises
+        ------
+        ConfigError
+            If the Stream was built without ``endpoint=``.
+
+        Examples
+        --------
+        >>> import streamkit
+        >>> streamkit.Stream(None, streamkit.StreamListener()).start()
+        Traceback (most recent call last):
+        ...
+        streamkit._exceptions.ConfigError: this Stream has no endpoint: build it with Stream(auth, listener, endpoint=...) or call filter()/sample() for Twitter v1.1
+        """
+        if self.endpoint is None:
+            raise ConfigError(
+                "this Stream has no endpoint: build it with Stream(auth, listener, endpoint=...) "
+                "or call filter()/sample() for Twitter v1.1"
+            )
+        url = self.endpoint.request().url
+        _http.check_base_url(_http_scheme(url), verify=self.verify)
+        self._start(self.endpoint, is_async)
+
+    def _v1(self, method: str, path: str, params: dict[str, str]) -> Endpoint:
+        if self.endpoint is not None and not isinstance(self.endpoint, TwitterV1Endpoint):
+            raise ConfigError(
+                f"this Stream was built for the {self.endpoint.name} endpoint: call start(), "
+                "not filter()/sample()"
+            )
+        return TwitterV1Endpoint(method, self.base_url, path, params)
 
     def disconnect(self) -> None:
         """End the stream; returns within about a second, whatever it was doing.
@@ -418,14 +470,14 @@ class Stream:
             raise ConfigError(f"unexpected argument(s): {', '.join(sorted(kwargs))}")
         return bool(is_async)
 
-    def _start(self, method: str, path: str, params: dict[str, str], is_async: bool) -> None:
+    def _start(self, endpoint: Endpoint, is_async: bool) -> None:
         if self.running:
             raise StreamError("Stream is already connected; call disconnect() before starting it again.")
         if self._reader is not None and self._reader.is_alive():
             raise StreamError("Stream is still shutting down; call disconnect() and try again.")
-        self.method = method
-        self.url = self.base_url + path
-        self.body = params
+        self._active = endpoint
+        first = endpoint.request()
+        self.method, self.url, self.body = first.method, first.url, first.params
         self.running = True
         self.exception = None
         self._abort = False
@@ -483,7 +535,12 @@ class Stream:
 
     def _connect_once(self, backoff: Backoff, handoff: _Handoff) -> float | None:
         """One connection attempt and its reading; returns the delay before the next, or None to stop."""
-        stats = self.stats
+        endpoint = self._active
+        assert endpoint is not None
+        req = endpoint.request()
+        self.method, self.url, self.body = req.method, req.url, req.params
+        if endpoint.transport == "websocket":
+            return self._connect_websocket(endpoint, req, backoff, handoff)
         auth = self.auth.apply_auth() if self.auth is not None else None
         kwargs: dict[str, Any] = {
             "auth": auth,
@@ -494,100 +551,171 @@ class Stream:
             # http:// on another host, past check_base_url. A 3xx is an HTTP error.
             "allow_redirects": False,
         }
-        if self.method == "POST":
-            kwargs["data"] = self.body
+        if req.headers:
+            kwargs["headers"] = req.headers
+        if req.method == "POST":
+            kwargs["data"] = req.params
         else:
-            kwargs["params"] = self.body
+            kwargs["params"] = req.params
         try:
-            resp = self.session.request(self.method, self.url, **kwargs)
+            resp = self.session.request(req.method, req.url, **kwargs)
         except _http.NETWORK_ERRORS as exc:
-            if self._stop.is_set():
-                return None
-            stats.network_errors += 1
-            stats._error(f"could not connect to {self.url}: {type(exc).__name__}")
-            log.warning("connection to %s failed (%s)", self.url, type(exc).__name__)
-            return backoff.network_error()
+            return self._connect_failed(exc, backoff)
         with resp:
             if resp.status_code != 200:
-                return self._http_failure(resp, backoff)
-            stats.connects += 1
-            if stats.connects > 1:
-                stats.reconnects += 1
-            stats.last_status_code = 200
-            stats.state = "streaming"
-            stats.connected_since = time.time()
-            handoff.put(_Call("on_connect", ()), 0, self._stop)
-            framer = Framer(self.max_message_bytes)
-            established = False
-            seen_keepalives = 0
-            seen_oversized = 0
-            fstats = framer.stats
-            try:
-                for data in _http.iter_body(resp, self.chunk_size):
-                    if not established:
-                        established = True
-                        backoff.connected()
-                    stats.bytes += len(data)
-                    messages = framer.feed(data)
-                    if messages:
-                        stats.messages += len(messages)
-                        handoff.put(messages, len(data), self._stop)
-                    if fstats.keepalives != seen_keepalives:
-                        handoff.put((_KEEPALIVE, fstats.keepalives - seen_keepalives), 0, self._stop)
-                        stats.keepalives += fstats.keepalives - seen_keepalives
-                        seen_keepalives = fstats.keepalives
-                    if fstats.oversized != seen_oversized:
-                        stats._reject("oversized", fstats.oversized - seen_oversized)
-                        seen_oversized = fstats.oversized
-                        log.warning("skipped a message larger than %d bytes", self.max_message_bytes)
-                    if self._stop.is_set():
-                        return None
-                # The server ended the response: Twitter does this on purpose at times.
-                reason = "the server closed the stream"
-                stalled = False
-            except _http.NETWORK_ERRORS as exc:
-                stalled = _is_timeout(exc)
-                if stalled:
-                    reason = f"no data for {self.timeout:.1f} s (stall)"
-                else:
-                    reason = f"connection lost: {type(exc).__name__}"
-            finally:
-                self._count_framing(framer)
-            if self._stop.is_set():
-                return None
-            if framer.pending_bytes:
-                stats.incomplete += 1  # cut mid-message: never received whole
-            stats.network_errors += 1
-            stats._error(reason)
-            log.warning("%s; reconnecting", reason)
-            if stalled:
-                stats.stalls += 1
-                if self._ask("on_timeout", ()) is False:
-                    return None
-            return backoff.network_error()
+                try:
+                    body = resp.raw.read(4096, decode_content=True).decode("utf-8", "replace")
+                except _http.NETWORK_ERRORS:
+                    body = ""
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                return self._http_failure(_http_error(resp.status_code, req.url, body, retry_after), backoff)
+            self._connected(endpoint, handoff)
+            return self._read_body(endpoint, _http.iter_body(resp, self.chunk_size), None, backoff, handoff)
 
-    def _count_framing(self, framer: Framer) -> None:
-        if framer.stats.length_mismatches:
-            # The message itself was recovered whole (the line break is authoritative).
-            self.stats.length_mismatches += framer.stats.length_mismatches
+    def _connect_websocket(
+        self, endpoint: Endpoint, req: Request, backoff: Backoff, handoff: _Handoff
+    ) -> float | None:
+        from . import _websocket
 
-    def _http_failure(self, resp: Any, backoff: Backoff) -> float | None:
+        url = req.url
+        if req.params:
+            url += ("&" if "?" in url else "?") + urlencode(req.params, doseq=True)
+        try:
+            ws = _websocket.open_websocket(
+                url, headers=req.headers, connect_timeout=self.connect_timeout,
+                read_timeout=self.timeout, verify=self.verify, on_socket=self._sock.set,
+            )  # fmt: skip
+        except HTTPStatusError as exc:
+            return self._http_failure(exc, backoff)
+        except (*_http.NETWORK_ERRORS, ProtocolError) as exc:
+            return self._connect_failed(exc, backoff)
+        try:
+            for text in req.send:
+                ws.send_text(text)
+            self._connected(endpoint, handoff)
+            return self._read_body(endpoint, iter(ws.recv, b""), ws, backoff, handoff)
+        except _http.NETWORK_ERRORS as exc:  # a failed subscribe
+            return self._connect_failed(exc, backoff)
+        finally:
+            ws.close()
+
+    def _connect_failed(self, exc: BaseException, backoff: Backoff) -> float | None:
+        if self._stop.is_set():
+            return None
+        self.stats.network_errors += 1
+        self.stats._error(f"could not connect to {self.url}: {type(exc).__name__}")
+        log.warning("connection to %s failed (%s)", self.url, type(exc).__name__)
+        return backoff.network_error()
+
+    def _connected(self, endpoint: Endpoint, handoff: _Handoff) -> None:
         stats = self.stats
-        code = resp.status_code
+        stats.connects += 1
+        if stats.connects > 1:
+            stats.reconnects += 1
+        stats.last_status_code = 200 if endpoint.transport == "http" else 101
+        stats.state = "streaming"
+        stats.connected_since = time.time()
+        handoff.put(_Call("on_connect", ()), 0, self._stop)
+        # Sources without server-side resume fetch what was missed (after the stream is
+        # open, so nothing falls between the two; the sink drops the overlap by key).
+        try:
+            filled = endpoint.gap_fill(self.session)
+        except Exception as exc:  # a failed fill leaves a gap, never stops the stream
+            log.warning("could not fill the gap after reconnecting: %s", exc)
+            stats._error(f"gap fill failed: {exc}")
+            filled = []
+        if filled:
+            stats.messages += len(filled)
+            handoff.put(list(filled), sum(map(len, filled)), self._stop)
+
+    def _read_body(
+        self, endpoint: Endpoint, chunks: Iterable[bytes], ws: Any, backoff: Backoff, handoff: _Handoff
+    ) -> float | None:
+        """Frame the body and hand messages on until it ends; the delay before reconnecting."""
+        stats = self.stats
+        framer = endpoint.framer(self.max_message_bytes)
+        outgoing = getattr(framer, "outgoing", None)
+        established = False
+        seen_keepalives = 0
+        seen_oversized = 0
+        fstats = framer.stats
+        opened = time.monotonic()
+        try:
+            for data in chunks:
+                if not established:
+                    established = True
+                    backoff.connected()
+                stats.bytes += len(data)
+                messages = framer.feed(data)
+                if messages:
+                    stats.messages += len(messages)
+                    endpoint.observe(messages)
+                    handoff.put(messages, len(data), self._stop)
+                if outgoing:  # WebSocket control replies (pong, close)
+                    for frame in outgoing:
+                        ws.send_raw(frame)
+                    outgoing.clear()
+                if fstats.keepalives != seen_keepalives:
+                    handoff.put((_KEEPALIVE, fstats.keepalives - seen_keepalives), 0, self._stop)
+                    stats.keepalives += fstats.keepalives - seen_keepalives
+                    seen_keepalives = fstats.keepalives
+                if fstats.oversized != seen_oversized:
+                    stats._reject("oversized", fstats.oversized - seen_oversized)
+                    seen_oversized = fstats.oversized
+                    log.warning("skipped a message larger than %d bytes", self.max_message_bytes)
+                if self._stop.is_set():
+                    return None
+                if getattr(framer, "closed", False):
+                    break
+            # The server ended the response: Twitter does this on purpose at times.
+            reason = "the server closed the stream"
+            stalled = False
+        except ProtocolError as exc:  # the server broke the framing (WebSocket)
+            stalled = False
+            reason = f"protocol error from the server: {exc}"
+        except _http.NETWORK_ERRORS as exc:
+            stalled = _is_timeout(exc)
+            if stalled:
+                reason = f"no data for {self.timeout:.1f} s (stall)"
+            else:
+                reason = f"connection lost: {type(exc).__name__}"
+        finally:
+            self._count_framing(framer)
+        if self._stop.is_set():
+            return None
+        if framer.pending_bytes:
+            stats.incomplete += 1  # cut mid-message: never received whole
+        elif not stalled and reason.startswith("the server closed") and endpoint.routine_close(
+            time.monotonic() - opened
+        ):
+            log.info("the server ended the stream as it routinely does; reconnecting")
+            return 0.0
+        stats.network_errors += 1
+        stats._error(reason)
+        log.warning("%s; reconnecting", reason)
+        if stalled:
+            stats.stalls += 1
+            if self._ask("on_timeout", ()) is False:
+                return None
+        return backoff.network_error()
+
+    def _count_framing(self, framer: Any) -> None:
+        mismatches = getattr(framer.stats, "length_mismatches", 0)
+        if mismatches:
+            # The message itself was recovered whole (the line break is authoritative).
+            self.stats.length_mismatches += mismatches
+
+    def _http_failure(self, error: HTTPStatusError, backoff: Backoff) -> float | None:
+        stats = self.stats
+        code = error.status_code
         stats.http_errors += 1
         stats.last_status_code = code
-        try:
-            body = resp.raw.read(4096, decode_content=True).decode("utf-8", "replace")
-        except _http.NETWORK_ERRORS:
-            body = ""
-        retry_after = _retry_after(resp.headers.get("Retry-After"))
-        error = _http_error(code, self.url or "", body, retry_after)
         stats._error(str(error))
         log.warning("%s", error)
         if self._ask("on_error", (code,)) is False:
             self.exception = error
             return None
-        delay = backoff.http_error(code, retry_after)
+        delay = backoff.http_error(code, getattr(error, "retry_after", None))
         if self.retry_count is not None and backoff.consecutive_http_errors > self.retry_count:
             gave_up = type(error)(code, f"gave up after {backoff.consecutive_http_errors} consecutive HTTP errors (retry_count={self.retry_count}); last: {error}")
             self.exception = gave_up
@@ -697,6 +825,13 @@ def _is_timeout(exc: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__ or (e.args[0] if e.args and isinstance(e.args[0], BaseException) else None)
     return False
+
+
+def _http_scheme(url: str) -> str:
+    """The URL with ws/wss read as http/https, for the loopback-only-plaintext check."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return urlunsplit((scheme, parts.netloc, "", "", ""))
 
 
 def _retry_after(value: str | None) -> float | None:
