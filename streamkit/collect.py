@@ -322,6 +322,8 @@ class Collector:
         wal_group_messages: int = 5_000,
         wal_group_seconds: float = 1.0,
         max_pending_bytes: int = 64 * 1024 * 1024,
+        endpoint: Any = None,
+        decoder: Any = None,
         **stream_options: Any,
     ) -> None:
         unknown = set(stream_options) - _STREAM_OPTIONS
@@ -339,7 +341,16 @@ class Collector:
             "stall_warnings": stall_warnings,
         }
         self.sample = bool(sample)
-        self._params = self._check_filter(self._filter)
+        if endpoint is not None:
+            given = sorted(k for k, v in self._filter.items() if v not in (None, False))
+            if given or sample:
+                raise ConfigError(
+                    f"{', '.join(given) or 'sample'} belong(s) to the Twitter v1.1 filter; with "
+                    "endpoint=..., the endpoint and decoder carry the source's filter"
+                )
+            self._params: dict[str, str] = {}
+        else:
+            self._params = self._check_filter(self._filter)
         for name, value, low in (
             ("flush_rows", flush_rows, 1),
             ("view_rows", view_rows, 0),
@@ -354,8 +365,17 @@ class Collector:
             raise ConfigError(f"max_tweets must be a positive integer or None, got {max_tweets!r}")
         if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
             raise ConfigError(f"duration must be a positive number of seconds or None, got {duration!r}")
-        self.auth = auth if auth is not None else auth_from_env()
-        self.base_url = base_url or DEFAULT_BASE_URL
+        if (endpoint is None) != (decoder is None):
+            raise ConfigError("endpoint and decoder go together: pass both (another source) or neither (Twitter v1.1)")
+        if decoder is None:
+            from .sources.twitter_v1 import TwitterV1Source
+
+            decoder = TwitterV1Source()
+        self._endpoint = endpoint
+        self._decoder = decoder
+        # Open sources (Jetstream, Wikimedia) need no credentials; their endpoint carries a token if any.
+        self.auth = auth if auth is not None or endpoint is not None else auth_from_env()
+        self.base_url = base_url or (endpoint.request().url if endpoint is not None else DEFAULT_BASE_URL)
         self._stream_options = stream_options
         # Build one stream now so that bad options fail here, not on a thread.
         self._stream = self._new_stream()
@@ -387,6 +407,10 @@ class Collector:
         self._done = threading.Event()
         self._started = False
         self._switching = False
+        self._last_message_time: float | None = None
+        self._connections = 0
+        self._gaps: list[tuple[float | None, float, str]] = []  # for the writer to record
+        self._position: Any = None  # resume position of the batch being built
         self._closed_stream_stats = {
             "reconnects": 0,
             "stalls": 0,
@@ -414,7 +438,8 @@ class Collector:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._wal = WriteAheadLog(self.path / "_wal", **self._wal_options)
-            self._ds = DatasetWriter(self.path, source=self._source(), keep_raw=self.keep_raw)
+            self._ds = DatasetWriter(self.path, source=self._source(), keep_raw=self.keep_raw,
+                                     decoder=self._decoder)
         except OSError as exc:
             raise SinkError(f"cannot open the dataset at {self.path}: {exc.strerror or exc}. Check the path and permissions.") from exc
         except BaseException:
@@ -483,7 +508,7 @@ class Collector:
             cached = self._df_cache
         if cached is not None and cached[0] == version:
             return cached[1]
-        frame = schema.empty_tweets() if ring is None else schema.to_pandas(ring)
+        frame = schema.to_pandas(self._decoder.item_schema.empty_table() if ring is None else ring)
         if "raw" in frame.columns:
             frame = frame.drop(columns=["raw"])
         with self._lock:
@@ -511,6 +536,11 @@ class Collector:
         Messages already received under the old filter are kept; the
         manifest records each filter with the time span it was in use.
         """
+        if self._endpoint is not None:
+            raise ConfigError(
+                f"set_filter() changes a Twitter v1.1 filter; for {self._decoder.name}, stop() and "
+                "start a new collect() on the same path (it resumes where this one stopped)"
+            )
         unknown = set(params) - set(_FILTER_KEYS)
         if unknown:
             raise ConfigError(f"set_filter() got unknown parameter(s): {', '.join(sorted(unknown))}")
@@ -644,6 +674,9 @@ class Collector:
         return build_filter_params(**kwargs)
 
     def _manifest_filter(self) -> dict[str, Any]:
+        if self._endpoint is not None:
+            describe = getattr(self._endpoint, "describe", None)
+            return dict(describe()) if describe is not None else {"endpoint": self._endpoint.name}
         if self.sample:
             return {"endpoint": "statuses/sample"}
         out: dict[str, Any] = {"endpoint": "statuses/filter"}
@@ -654,16 +687,23 @@ class Collector:
         return out
 
     def _source(self) -> dict[str, Any]:
-        return {"kind": "twitter-v1.1", "base_url": self.base_url}
+        return {"kind": self._decoder.name, "base_url": self.base_url}
 
     def _new_stream(self) -> Stream:
         options = dict(self._stream_options)
         # The dispatch thread only appends to the WAL, and a backlog beyond this spills
         # to the WAL anyway: a big in-memory hand-off would only cost memory.
         options.setdefault("max_buffer_bytes", 16 * 1024 * 1024)
+        if self._endpoint is not None:
+            if self._endpoint.stall_timeout:
+                options.setdefault("timeout", self._endpoint.stall_timeout)
+            return Stream(self.auth, BufferingListener(self), endpoint=self._endpoint, **options)
         return Stream(self.auth, BufferingListener(self), base_url=self.base_url, **options)
 
     def _start_stream(self) -> None:
+        if self._endpoint is not None:
+            self._stream.start(is_async=True)
+            return
         f = {k: v for k, v in self._filter.items()}
         if self.sample:
             self._stream.sample(is_async=True, languages=f["languages"], stall_warnings=f["stall_warnings"])
@@ -695,9 +735,14 @@ class Collector:
     def _on_connect(self) -> None:
         """Dispatch thread, in order with the messages: where in the log a connection starts."""
         assert self._wal is not None
+        now = time.time()
         with self._lock:
             self._conn_starts.append(self._wal.next_seq)
             del self._conn_starts[:-64]
+            self._connections += 1
+            if self._connections > 1 and not self._decoder.can_replay:
+                # Nothing resends what passed while we were away: say which span may miss data.
+                self._gaps.append((self._last_message_time, now, "reconnected"))
 
     def _on_messages(self, messages: list[bytes]) -> bool | None:
         """Dispatch thread: WAL first, then the writer's queue. False stops the stream."""
@@ -711,6 +756,7 @@ class Collector:
         nbytes = sum(map(len, messages))
         with self._lock:
             self._stats.received += len(messages)
+            self._last_message_time = now_us / 1e6
         self._pending.put(first, last, messages, now_us, nbytes)
         try:
             wal.maybe_sync()
@@ -739,6 +785,7 @@ class Collector:
             recovered = ds.recover(wal)
             with self._lock:
                 self._stats.recovered = sum(r.tweets for r in recovered)
+            self._resume(ds)
             if ds.committed_seq >= wal.next_seq - 1 and wal.rotate():
                 # Everything recovered is in Parquet: drop it from the log, so that a
                 # capture killed again and again never grows its log without bound.
@@ -780,6 +827,21 @@ class Collector:
         finally:
             self._finish(wal, self._ds or ds)
 
+    def _resume(self, ds: DatasetWriter) -> None:
+        """Writer thread, before streaming: continue from where the dataset's last commit was."""
+        position = ds.resume_position
+        if position is None or self._endpoint is None:
+            return
+        self._endpoint.resume_from(position)
+        if not self._decoder.can_replay:
+            ds.record_gap(ds.last_received, time.time(), "restarted")
+
+    def _record_gaps(self, ds: DatasetWriter) -> None:
+        with self._lock:
+            gaps, self._gaps = self._gaps, []
+        for start, end, reason in gaps:
+            ds.record_gap(start, end, reason)
+
     def _write_until_stopped(self, wal: WriteAheadLog, ds: DatasetWriter) -> None:
         batch: list[schema.DecodedBatch] = []
         span: list[int] = []  # first and last WAL seq of the uncommitted batch
@@ -810,7 +872,10 @@ class Collector:
                     else:
                         messages.extend(msgs)
                         received.extend([received_us] * len(msgs))
-                decoded = schema.decode_batch(messages, received_at_us=received, keep_raw=self.keep_raw)
+                decoded = self._decoder.decode_batch(messages, received_at_us=received, keep_raw=self.keep_raw)
+                position = self._decoder.position(messages)
+                if position is not None:
+                    self._position = position
                 if not span:
                     span = [items[0][0], items[-1][1]]
                     since = time.monotonic()
@@ -821,6 +886,8 @@ class Collector:
                 self._count_notices(decoded, items[0][0])
             wal.maybe_sync()
             self._update_rate()
+            if self._gaps:
+                self._record_gaps(ds)
             stopping = self._stop_requested.is_set() or stream_done
             if batch and (rows >= self.flush_rows or time.monotonic() - since >= self.flush_seconds or stopping):
                 self._commit(ds, wal, span[0], span[1], batch)
@@ -846,7 +913,7 @@ class Collector:
         problem = ""
         while True:
             try:
-                result = ds.commit_decoded(first, last, decoded)
+                result = ds.commit_decoded(first, last, decoded, position=self._position)
                 break
             except SinkError as exc:
                 if wal.detached:
@@ -886,7 +953,8 @@ class Collector:
         while self.path.exists() and time.monotonic() < deadline:
             self._done.wait(0.02)
         whole = not self.path.exists()
-        ds = DatasetWriter(self.path, source=self._source(), keep_raw=self.keep_raw)
+        ds = DatasetWriter(self.path, source=self._source(), keep_raw=self.keep_raw,
+                           decoder=self._decoder)
         ds.record_filter(self._manifest_filter())
         self._ds = ds
         saved = lost = 0
@@ -906,7 +974,7 @@ class Collector:
             messages.extend(msgs)
             received.extend([received_us] * len(msgs))
         if messages:
-            decoded = schema.decode_batch(messages, received_at_us=received, keep_raw=self.keep_raw)
+            decoded = self._decoder.decode_batch(messages, received_at_us=received, keep_raw=self.keep_raw)
             self._count_notices(decoded, first)
             self._count_commit(ds.commit_decoded(first, last, decoded))
             saved += len(messages)
@@ -930,7 +998,7 @@ class Collector:
     def _count_notices(self, decoded: schema.DecodedBatch, first_seq: int) -> None:
         """Count deletes and limit notices; ``first_seq`` is the log position of message 0."""
         events = decoded.events
-        if events.num_rows == 0:
+        if events.num_rows == 0 or "limit_track" not in events.column_names:
             return
         kinds = events.column("event_type").to_pylist()
         tracks = events.column("limit_track").to_pylist()

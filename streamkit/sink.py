@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import hashlib
 import json
 import logging
 import os
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
 
     from .wal import WriteAheadLog
 
-__all__ = ["CommitResult", "DatasetWriter", "read", "read_events"]
+__all__ = ["CommitResult", "DatasetWriter", "dataset_source", "read", "read_events"]
 
 logger = logging.getLogger("streamkit.sink")
 
@@ -216,6 +217,10 @@ class DatasetWriter:
         How many recently committed tweet ids a new batch is checked against
         (besides itself). Seeded from the newest part files, so duplicates
         are caught across restarts too. ``0`` checks within the batch only.
+    decoder : streamkit.sources.Source, optional
+        The source whose messages this dataset holds (how they decode, the
+        item table's folder and schema, the dedupe key). Default: Twitter
+        v1.1 statuses into ``tweets/``.
 
     Raises
     ------
@@ -256,7 +261,14 @@ class DatasetWriter:
         compression: str | None = "zstd",
         compression_level: int | None = 1,
         dedupe_window: int = 1_000_000,
+        decoder: Any = None,
     ) -> None:
+        if decoder is None:
+            from .sources.twitter_v1 import TwitterV1Source
+
+            decoder = TwitterV1Source()
+        self._decoder = decoder
+        self._items = decoder.items
         if dedupe_window < 0:
             raise ConfigError(f"dedupe_window must be >= 0, got {dedupe_window!r}")
         compression = "none" if compression is None else str(compression).lower()
@@ -279,7 +291,7 @@ class DatasetWriter:
         self._dedupe_window = int(dedupe_window)
         self._window: _IdWindow | None = None  # seeded on the first commit
         self._wal_dir = self._path / WAL_DIR
-        for folder in (self._path, self._path / TWEETS_DIR, self._path / EVENTS_DIR, self._wal_dir):
+        for folder in (self._path, self._path / self._items, self._path / EVENTS_DIR, self._wal_dir):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -297,6 +309,11 @@ class DatasetWriter:
         if isinstance(pending, dict) and {"first", "last"} <= pending.keys():
             self._pending = (int(pending["first"]), int(pending["last"]))
         checkpoint = _read_json(self._wal_dir / _CHECKPOINT, what="checkpoint", lenient=True)
+        # Where the source can resume from: stored with each commit, in the same atomic write.
+        self._position: Any = checkpoint.get("position") if isinstance(checkpoint, dict) else None
+        self._received_until: int | None = (
+            checkpoint.get("received_until") if isinstance(checkpoint, dict) else None
+        )
         if isinstance(checkpoint, dict) and "committed_seq" in checkpoint:
             self._committed = int(checkpoint["committed_seq"])
         else:  # no checkpoint yet (or it was deleted): trust the part file names
@@ -309,7 +326,7 @@ class DatasetWriter:
         # Part files beyond the checkpoint belong to an interrupted batch: they are
         # removed (and written again) before anything else is committed.
         self._dirty = pending is not None or any(
-            p[0] > self._committed for kind in (TWEETS_DIR, EVENTS_DIR) for p in self._parts(kind)
+            p[0] > self._committed for kind in (self._items, EVENTS_DIR) for p in self._parts(kind)
         )
         self._cleanup(uncommitted=False)
 
@@ -329,6 +346,21 @@ class DatasetWriter:
     def committed_seq(self) -> int:
         """The last write-ahead log sequence number fully committed (``-1`` if none)."""
         return self._committed
+
+    @property
+    def resume_position(self) -> Any:
+        """The source's resume position after the last commit (None if unknown)."""
+        return copy.deepcopy(self._position)
+
+    @property
+    def last_received(self) -> float | None:
+        """``time.time()`` when the newest committed message was received (None if unknown)."""
+        return None if self._received_until is None else self._received_until / 1e6
+
+    @property
+    def decoder(self) -> Any:
+        """The :class:`streamkit.sources.Source` of this dataset."""
+        return self._decoder
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -351,7 +383,10 @@ class DatasetWriter:
                 "library_version": __version__,
                 "created": now,
                 "source": _scrub(source or {}),
+                "source_name": self._decoder.name,
+                "items": self._items,
                 "filters": [],
+                "gaps": [],
                 "updated": now,
             }
             _write_json_atomic(path, manifest, what="manifest")
@@ -368,6 +403,13 @@ class DatasetWriter:
                 f"{_schema.SCHEMA_VERSION}: write to a new path (it can still be read)."
             )
         manifest.setdefault("filters", [])
+        manifest.setdefault("gaps", [])
+        stored = manifest.get("source_name", "twitter-v1.1")
+        if stored != self._decoder.name:
+            raise SinkError(
+                f"The dataset at {os.fspath(self._path)!r} holds {stored} data, not "
+                f"{self._decoder.name}: write to a new path for another source."
+            )
         if source is not None and _scrub(source) != manifest.get("source"):
             manifest["source"] = _scrub(source)
             self._save_manifest(manifest)
@@ -392,6 +434,28 @@ class DatasetWriter:
             if entry.get("ended") is None:
                 entry["ended"] = now
         self._manifest["filters"].append({"params": _scrub(params), "started": now, "ended": None})
+        self._save_manifest()
+
+    def record_gap(self, start: float | None, end: float, reason: str) -> None:
+        """Record in the manifest that messages between ``start`` and ``end`` may be missing.
+
+        For sources that cannot resend what was missed (X without backfill, v1.1):
+        a researcher reading the dataset knows exactly which span is not covered.
+
+        Parameters
+        ----------
+        start, end : float
+            ``time.time()`` of the last message before the gap (None: unknown) and of
+            the reconnect after it.
+        reason : str
+            Why, in words (``"reconnected"``, ``"restarted"``).
+        """
+        def iso(t: float | None) -> str | None:
+            if t is None:
+                return None
+            return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+        self._manifest["gaps"].append({"start": iso(start), "end": iso(end), "reason": reason})
         self._save_manifest()
 
     def close_filter(self) -> None:
@@ -421,8 +485,9 @@ class DatasetWriter:
             raise _sink_error("list the files in", root, exc) from exc
         return out
 
-    def _parts(self, kind: str = TWEETS_DIR) -> list[tuple[int, int, Path]]:
-        """Every part file of ``kind`` as ``(first, last, path)``."""
+    def _parts(self, kind: str | None = None) -> list[tuple[int, int, Path]]:
+        """Every part file of ``kind`` (default: the items) as ``(first, last, path)``."""
+        kind = self._items if kind is None else kind
         return [
             (int(m.group(1)), int(m.group(2)), Path(folder, name))
             for folder, name in self._listing(kind)
@@ -433,7 +498,7 @@ class DatasetWriter:
         """Remove temporary files and, with ``uncommitted``, part files beyond the checkpoint."""
         doomed = [
             Path(folder, name)
-            for kind in (TWEETS_DIR, EVENTS_DIR)
+            for kind in (self._items, EVENTS_DIR)
             for folder, name in self._listing(kind)
             if _TMP_RE.match(name)
             or (uncommitted and (m := _PART_RE.match(name)) and int(m.group(1)) > self._committed)
@@ -506,7 +571,7 @@ class DatasetWriter:
         if not self._dedupe_window:
             return window
         parts = sorted(
-            (p for p in self._parts(TWEETS_DIR) if p[0] <= self._committed),
+            (p for p in self._parts() if p[0] <= self._committed),
             key=lambda p: p[1], reverse=True,
         )
         chunks, total = [], 0
@@ -514,11 +579,11 @@ class DatasetWriter:
             if total >= self._dedupe_window:
                 break
             try:
-                ids = pq.read_table(path, columns=["id"]).column("id")
+                keys = self._keys(pq.read_table(path, columns=list(self._decoder.key_columns)))
             except (OSError, pa.ArrowException) as exc:
                 logger.warning("cannot read ids from %s for dedupe (%s); skipping it", path, exc)
                 continue
-            chunks.append(ids.drop_null().to_numpy())
+            chunks.append(keys)
             total += len(chunks[-1])
         for ids in reversed(chunks):  # oldest first, so the oldest are evicted first
             window.add(ids)
@@ -528,13 +593,25 @@ class DatasetWriter:
         """Drop repeated ids (first wins) and recently committed ones; return the kept ids."""
         if self._window is None:
             self._window = self._seed_window()
-        ids = tweets.column("id").to_numpy()  # never null (TWEET_SCHEMA)
+        ids = self._keys(tweets)
         keep = np.zeros(len(ids), dtype=bool)
         keep[np.unique(ids, return_index=True)[1]] = True
         keep &= ~self._window.contains(ids)
         if not keep.all():
             tweets = tweets.filter(pa.array(keep))
         return tweets, ids[keep]
+
+    def _keys(self, table: pa.Table) -> np.ndarray:
+        """One int64 per row identifying the item: the id itself, or a hash of the key columns."""
+        names = self._decoder.key_columns
+        if len(names) == 1 and pa.types.is_int64(table.schema.field(names[0]).type):
+            return table.column(names[0]).fill_null(-1).to_numpy()
+        columns = [table.column(n).to_pylist() for n in names]
+        out = np.empty(table.num_rows, dtype=np.int64)
+        for i, values in enumerate(zip(*columns, strict=True)):
+            digest = hashlib.blake2b(repr(values).encode("utf-8"), digest_size=8).digest()
+            out[i] = int.from_bytes(digest, "little", signed=True)
+        return out
 
     # -- commit --------------------------------------------------------------------------
 
@@ -578,8 +655,8 @@ class DatasetWriter:
         if self._already_committed(int(first_seq), int(last_seq)):
             return CommitResult(0, 0, 0, {}, [], int(first_seq), int(last_seq))
         received = np.asarray(received_at_us, dtype=np.int64)
-        batch = _schema.decode_batch(messages, received_at_us=received, keep_raw=self._keep_raw)
-        return self.commit_decoded(first_seq, last_seq, batch)
+        batch = self._decoder.decode_batch(messages, received_at_us=received, keep_raw=self._keep_raw)
+        return self.commit_decoded(first_seq, last_seq, batch, position=self._decoder.position(messages))
 
     def _already_committed(self, first: int, last: int) -> bool:
         if last < first or last <= self._committed:
@@ -591,12 +668,16 @@ class DatasetWriter:
             )
         return False
 
-    def commit_decoded(self, first_seq: int, last_seq: int, batch: _schema.DecodedBatch) -> CommitResult:
+    def commit_decoded(
+        self, first_seq: int, last_seq: int, batch: _schema.DecodedBatch, *, position: Any = None
+    ) -> CommitResult:
         """Like :meth:`commit`, for messages already decoded with :func:`schema.decode_batch`.
 
         ``batch`` must hold exactly the messages of ``first_seq..last_seq``
         (decoded with this writer's ``keep_raw``), so that recovery, which
         decodes them again from the write-ahead log, writes the same rows.
+        ``position`` (the source's resume position after the batch; None keeps the
+        previous one) is written with the checkpoint, atomically with the commit.
         """
         first, last = int(first_seq), int(last_seq)
         if self._already_committed(first, last):
@@ -611,13 +692,15 @@ class DatasetWriter:
         self._pending = (first, last)
         self._dirty = True  # until the checkpoint says otherwise
         tweets, kept_ids = self._dedupe(batch.tweets)
-        tweet_dates = pc.cast(
-            pc.coalesce(tweets.column("created_at"), tweets.column("received_at")), pa.date32()
-        )
+        if "created_at" in tweets.column_names:
+            stamp = pc.coalesce(tweets.column("created_at"), tweets.column("received_at"))
+        else:
+            stamp = tweets.column("received_at")
+        tweet_dates = pc.cast(stamp, pa.date32())
         events = batch.events
         event_dates = pc.cast(events.column("received_at"), pa.date32())
         try:
-            files, folders = self._write_parts(TWEETS_DIR, tweets, tweet_dates, first, last)
+            files, folders = self._write_parts(self._items, tweets, tweet_dates, first, last)
             more_files, more_folders = self._write_parts(EVENTS_DIR, events, event_dates, first, last)
             for folder in sorted(folders | more_folders):
                 _fsync_dir(folder)
@@ -630,7 +713,12 @@ class DatasetWriter:
             except SinkError as exc:
                 logger.warning("could not remove the part files of a failed commit: %s", exc)
             raise
-        _write_json_atomic(self._wal_dir / _CHECKPOINT, {"committed_seq": last}, what="checkpoint")
+        if position is not None:
+            self._position = position
+        newest = [t.column("received_at") for t in (tweets, events) if t.num_rows]
+        if newest:
+            self._received_until = max(int(pc.max(c).cast(pa.int64()).as_py()) for c in newest)
+        _write_json_atomic(self._wal_dir / _CHECKPOINT, self._checkpoint(last), what="checkpoint")
         self._committed = last
         self._dirty = False
         self._window.add(kept_ids)  # type: ignore[union-attr]
@@ -644,6 +732,14 @@ class DatasetWriter:
             first_seq=first,
             last_seq=last,
         )
+
+    def _checkpoint(self, last: int) -> dict[str, Any]:
+        record: dict[str, Any] = {"committed_seq": last}
+        if self._position is not None:
+            record["position"] = self._position
+        if self._received_until is not None:
+            record["received_until"] = self._received_until
+        return record
 
     def _remove_pending(self) -> None:
         self._pending = None
@@ -697,7 +793,7 @@ class DatasetWriter:
         elif pending is not None:
             self._remove_pending()  # stale: its batch reached the checkpoint
         if self._dirty:  # part files beyond the checkpoint that no intent record names
-            stray = [p for k in (TWEETS_DIR, EVENTS_DIR) for p in self._parts(k) if p[0] > self._committed]
+            stray = [p for k in (self._items, EVENTS_DIR) for p in self._parts(k) if p[0] > self._committed]
             if stray and next(wal.read(min(p[0] for p in stray), max(p[1] for p in stray)), None) is None:
                 self._keep_leftovers(wal, max(p[1] for p in stray))
         end = wal.next_seq - 1
@@ -723,7 +819,7 @@ class DatasetWriter:
             "the write-ahead log no longer holds the interrupted batch ending at %d; keeping "
             "the part files it had completed (%s)", upto, self._path,
         )
-        _write_json_atomic(self._wal_dir / _CHECKPOINT, {"committed_seq": upto}, what="checkpoint")
+        _write_json_atomic(self._wal_dir / _CHECKPOINT, self._checkpoint(upto), what="checkpoint")
         self._committed, self._dirty, self._window = upto, False, None
         self._cleanup(uncommitted=False)
         self._remove_pending()
@@ -774,6 +870,24 @@ def _read_folder(folder: Path, schema: pa.Schema, columns: Iterable[str] | None,
                 "may be damaged or not written by streamkit; move it away and read again."
             ) from exc
     return None  # pragma: no cover
+
+
+def dataset_source(path: os.PathLike[str] | str) -> Any:
+    """The :class:`streamkit.sources.Source` a dataset's manifest names (v1.1 if none).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     name = dataset_source(DatasetWriter(tmp).path).name
+    >>> name
+    'twitter-v1.1'
+    """
+    from .sources import get_source
+
+    manifest = _read_json(Path(path) / MANIFEST_NAME, what="manifest", lenient=True)
+    name = manifest.get("source_name") if isinstance(manifest, dict) else None
+    return get_source(name or "twitter-v1.1")
 
 
 def _deleted_ids(root: Path) -> pa.Array:
@@ -827,22 +941,26 @@ def read(
     (0, True)
     """
     root = _dataset_root(path)
-    schema = _schema.TWEET_SCHEMA
+    source = dataset_source(root)
+    schema = source.item_schema
     wanted = list(schema.names) if columns is None else list(columns)
     unknown = [c for c in wanted if c not in schema.names]
     if unknown:
-        raise ConfigError(f"Unknown column(s) {unknown}; the tweet columns are {schema.names}.")
-    needed = wanted if "id" in wanted else ["id", *wanted]
-    table = _read_folder(root / TWEETS_DIR, schema, needed)
+        raise ConfigError(f"Unknown column(s) {unknown}; the {source.items} columns are {schema.names}.")
+    keys = list(source.key_columns)
+    needed = wanted + [k for k in keys if k not in wanted]
+    table = _read_folder(root / source.items, schema, needed)
     if table is None or not table.num_rows:
-        return _schema.empty_tweets()[wanted]
-    table = table.take(pc.sort_indices(table, sort_keys=[("id", "ascending")]))
-    ids = table.column("id").to_numpy()
-    keep = np.ones(len(ids), dtype=bool)
-    keep[1:] = ids[1:] != ids[:-1]  # defensive: the writer already deduped
-    if not keep.all():
-        table = table.filter(pa.array(keep))
-    if not include_deleted:
+        return _schema.to_pandas(schema.empty_table())[wanted]
+    table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys]))
+    single_id = keys == ["id"] and pa.types.is_int64(schema.field("id").type)
+    if single_id:
+        ids = table.column("id").to_numpy()
+        keep = np.ones(len(ids), dtype=bool)
+        keep[1:] = ids[1:] != ids[:-1]  # defensive: the writer already deduped
+        if not keep.all():
+            table = table.filter(pa.array(keep))
+    if not include_deleted and source.name == "twitter-v1.1":
         deleted = _deleted_ids(root)
         if len(deleted):
             table = table.filter(pc.invert(pc.is_in(table.column("id"), value_set=deleted)))
@@ -876,7 +994,7 @@ def read_events(path: os.PathLike[str] | str) -> pd.DataFrame:
     (0, True)
     """
     root = _dataset_root(path)
-    schema = _schema.EVENT_SCHEMA
+    schema = dataset_source(root).event_schema
     table = _read_folder(root / EVENTS_DIR, schema, None)
     if table is None:
         table = schema.empty_table()

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from .base import Endpoint, Request, Source
 
-__all__ = ["TwitterV1Endpoint", "TwitterV1Source"]
+__all__ = ["SOURCE_CLASS", "TwitterV1Endpoint", "TwitterV1Source", "open_source"]
 
 
 class TwitterV1Endpoint(Endpoint):
@@ -74,3 +74,35 @@ class TwitterV1Source(Source):
         from streamkit import schema
 
         return schema.decode_batch(messages, received_at_us=received_at_us, keep_raw=keep_raw)
+
+
+SOURCE_CLASS = TwitterV1Source
+
+
+def open_source(
+    *,
+    base_url: str | None = None,
+    track: Any = None,
+    follow: Any = None,
+    locations: Any = None,
+    languages: Any = None,
+    filter_level: str | None = None,
+    stall_warnings: bool = False,
+    sample: bool = False,
+) -> tuple[TwitterV1Endpoint, TwitterV1Source]:
+    """The v1.1 filter (or, with ``sample=True``, sample) endpoint and its decoder.
+
+    Examples
+    --------
+    >>> ep, src = open_source(track=["python"], base_url="http://127.0.0.1:8080")
+    >>> ep.request().params["track"], src.items
+    ('python', 'tweets')
+    """
+    from streamkit.streaming import DEFAULT_BASE_URL, build_filter_params
+
+    base = base_url or DEFAULT_BASE_URL
+    if sample:
+        return TwitterV1Endpoint("GET", base, "/1.1/statuses/sample.json", {}), TwitterV1Source()
+    params = build_filter_params(track=track, follow=follow, locations=locations, languages=languages,
+                                 filter_level=filter_level, stall_warnings=stall_warnings)
+    return TwitterV1Endpoint("POST", base, "/1.1/statuses/filter.json", params), TwitterV1Source()

@@ -406,7 +406,10 @@ class StreamServer:
             pool = self._pools.get(key)
             if pool is None:
                 seed = self.seed ^ zlib.crc32(repr(key).encode())
-                pool = TemplatePool.build(flt, seed=seed, size=self.pool_size,
+                # A finite stream needs no more templates than statuses (and the first
+                # client waits for this, so a big pool would look like a stall).
+                size = self.pool_size if self.statuses is None else max(1, min(self.pool_size, self.statuses))
+                pool = TemplatePool.build(flt, seed=seed, size=size,
                                           match_fraction=self.match_fraction)
                 self._pools[key] = pool
             return pool
