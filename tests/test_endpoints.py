@@ -7,12 +7,12 @@ import threading
 import time
 
 import pytest
+from test_streaming import FAST, Recorder, make_auth, wait_until
 
 import streamkit
 from streamkit.sources import Endpoint
 from streamkit.sources.twitter_v1 import TwitterV1Endpoint
 from streamkit.testing import FILTER_PATH, Fault, StreamServer
-from test_streaming import FAST, Recorder, make_auth, wait_until
 
 
 class Probe(TwitterV1Endpoint):
