@@ -279,7 +279,7 @@ def live_view(collector: Any) -> Any:
     return collector.df
 
 
-def newest_rows(view: Any, n: int) -> list[dict[str, Any]]:
+def newest_rows(view: Any, n: int, columns: Sequence[tuple[str, str]] = TABLE_COLUMNS) -> list[dict[str, Any]]:
     """The newest ``n`` rows (newest first) of a live view from :func:`live_view`, as dicts.
 
     Examples
@@ -290,7 +290,7 @@ def newest_rows(view: Any, n: int) -> list[dict[str, Any]]:
     """
     if view is None:
         return []
-    names = [name for _, name in TABLE_COLUMNS]
+    names = [name for _, name in columns]
     if hasattr(view, "column_names"):  # a pyarrow.Table
         tail = view.slice(max(0, view.num_rows - n)).select([c for c in names if c in view.column_names])
         return tail.to_pylist()[::-1]
@@ -298,8 +298,15 @@ def newest_rows(view: Any, n: int) -> list[dict[str, Any]]:
     return tail.to_dict("records")[::-1]
 
 
-def table_html(records: Sequence[dict[str, Any]]) -> str:
-    """Rows (dicts with the ``TABLE_COLUMNS`` columns, newest first) as an HTML table.
+#: Columns shown with a leading "@" (account names).
+AT_COLUMNS = frozenset({"user_screen_name", "account_acct"})
+
+
+def table_html(records: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]] = TABLE_COLUMNS) -> str:
+    """Rows (dicts with the ``columns`` — (heading, column) pairs — newest first) as an HTML table.
+
+    Timestamps show as ``HH:MM:SS``, account names with ``@``, and a ``text`` column is
+    clipped to 140 characters.
 
     Examples
     --------
@@ -310,7 +317,7 @@ def table_html(records: Sequence[dict[str, Any]]) -> str:
     >>> "data-rows='2'" in out, "@ada" in out, "10:00:00" in out, "&lt;b&gt;hi&lt;/b&gt;" in out
     (True, True, True, True)
     """
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h, _ in TABLE_COLUMNS)
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(h)}</th>" for h, _ in columns)
     if not records:
         return (
             "<table class='streamkit-table' data-rows='0' style='border-collapse:collapse'>"
@@ -318,18 +325,22 @@ def table_html(records: Sequence[dict[str, Any]]) -> str:
         )
     out = []
     for row in records:
-        when = row.get("created_at")
-        cells = [
-            when.strftime("%H:%M:%S") if hasattr(when, "strftime") and _text(when) else "",
-            "@" + _text(row.get("user_screen_name")),
-            _clip(_text(row.get("text")), 140),
-            _text(row.get("lang")),
-            _text(row.get("tweet_type")),
-        ]
-        tds = "".join(
-            f"<td style='padding:2px 8px;vertical-align:top{'' if j == 2 else ';white-space:nowrap'}'>{html.escape(c)}</td>"
-            for j, c in enumerate(cells)
-        )
+        cells = []
+        for heading, name in columns:
+            value = row.get(name)
+            if hasattr(value, "strftime"):
+                cell = value.strftime("%H:%M:%S") if _text(value) else ""
+            elif name in AT_COLUMNS:
+                cell = "@" + _text(value) if _text(value) else ""
+            elif heading == "text":
+                cell = _clip(_text(value), 140)
+            elif isinstance(value, (list, tuple)):
+                cell = ", ".join(map(_text, value))
+            else:
+                cell = _text(value)
+            wrap = "" if heading == "text" else ";white-space:nowrap"
+            cells.append(f"<td style='padding:2px 8px;vertical-align:top{wrap}'>{html.escape(cell)}</td>")
+        tds = "".join(cells)
         out.append(f"<tr style='border-top:1px solid #eee'>{tds}</tr>")
     return (
         f"<table class='streamkit-table' data-rows='{len(out)}' "
@@ -341,8 +352,10 @@ def table_html(records: Sequence[dict[str, Any]]) -> str:
 def where_html(path: Path, flt: dict[str, Any], last_flush: float | None) -> str:
     """Where the data is on disk, how to read it, and the filter in use."""
     path = Path(path).resolve()
+    v1 = ("track", "follow", "locations", "languages")
     shown = "; ".join(
-        f"{k}={join_values(v)}" for k, v in flt.items() if k in ("track", "follow", "locations", "languages")
+        f"{k}={join_values(v)}" for k, v in flt.items()
+        if k in v1 or not any(key in flt for key in v1) and not isinstance(v, bool)
     )
     when = time.strftime("%H:%M:%S", time.localtime(last_flush)) if last_flush else "not yet"
     return (

@@ -361,6 +361,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from .auth import auth_from_env
     from .collect import default_path
 
+    if args.source != "twitter-v1.1":
+        return _collect_source(args)
     track, follow, languages = _split(args.track), _split(args.follow), _split(args.language)
     locations = [v for box in args.locations or [] for v in box] or None
     if bad := [f for f in follow if not f.isdigit()]:
@@ -398,6 +400,38 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return code
 
 
+def _collect_source(args: argparse.Namespace) -> int:
+    """``streamkit collect --source NAME``: any source but Twitter v1.1."""
+    from .collect import Collector
+    from .sources import cli_options
+
+    v1 = [flag for flag, value in (("--track", args.track), ("--follow", args.follow), ("--locations", args.locations),
+                                   ("--language", args.language), ("--sample", args.sample)) if value]
+    if v1:
+        raise ConfigError(f"{', '.join(v1)} belong(s) to Twitter v1.1; --source {args.source} takes its own options "
+                          f"(see `streamkit collect --source {args.source} --help`)")
+    source_options = {kw["dest"]: getattr(args, kw["dest"]) for _flags, kw in cli_options(args.source)
+                      if getattr(args, kw["dest"], None) is not None}
+    options = {k: v for k, v in (("duration", args.duration), ("max_tweets", args.limit), ("timeout", args.timeout))
+               if v is not None}
+    if args.out:
+        path = Path(args.out)
+    else:  # the source names its default folder (built here only to learn it; nothing starts)
+        path = Collector(source=args.source, base_url=args.base_url, **source_options).path
+    if not args.quiet:
+        _err(f"streamkit: collecting from {args.source} into {path}; Ctrl-C or SIGTERM stops and saves.")
+    collector, why, elapsed, code = _capture(
+        args, source=args.source, path=path, base_url=args.base_url, flush_seconds=args.flush_seconds,
+        keep_raw=not args.no_raw, **source_options, **options)
+    if not args.quiet:
+        s = collector.stats
+        ended = f"stopped by {why}" if why else "finished" if code == 0 else "ended"
+        _err(f"streamkit: {ended} after {_human_seconds(elapsed)}: {s.stored:,} items stored in {path} "
+             f"({s.received:,} messages received, {s.duplicates:,} duplicates, {s.reconnects} reconnects)."
+             + ("\n" + _how_to_read(path)) * bool(s.stored or not code))
+    return code
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .auth import OAuthHandler
     from .testing import TEST_CREDENTIALS, Fault, StreamServer
@@ -412,6 +446,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         _err(f"streamkit demo: a local test stream at {args.rate:,.0f} tweets/s for {args.seconds:g} s "
              f"(track={','.join(_DEMO_TRACK)}, faults injected) into {args.out}")
     with StreamServer(rate=args.rate, faults=faults) as server:
+        server.prepare(track=_DEMO_TRACK)  # the statuses are ready before the clock starts
         collector, why, elapsed, code = _capture(args, track=_DEMO_TRACK, auth=auth, base_url=server.url,
                                                  path=args.out, duration=args.seconds, flush_seconds=1.0)
     s, out = collector.stats, Path(args.out)
@@ -458,7 +493,33 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 # -- the parser ------------------------------------------------------------------------------
 
-def _build_parser() -> argparse.ArgumentParser:
+def _source_in(argv: Sequence[str]) -> str | None:
+    """The ``--source NAME`` of a ``collect`` command line, if any (its options depend on it)."""
+    for i, token in enumerate(argv):
+        if token == "--source" and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith("--source="):
+            return token.partition("=")[2]
+    return None
+
+
+def _add_source_options(c: argparse.ArgumentParser, source: str | None) -> None:
+    from .sources import SOURCES, cli_options
+
+    c.add_argument("--source", choices=list(SOURCES), default="twitter-v1.1", metavar="NAME",
+                   help=f"What to capture: {', '.join(SOURCES)} (default twitter-v1.1). "
+                        "`streamkit collect --source NAME --help` lists the source's own options.")
+    if source in SOURCES and source != "twitter-v1.1":
+        try:
+            options = cli_options(source)
+        except ConfigError:
+            return  # not in this version: running the command says so
+        group = c.add_argument_group(f"options of --source {source}")
+        for flags, kwargs in options:
+            group.add_argument(*flags, **kwargs)
+
+
+def _build_parser(source: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamkit", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Capture live social-media streams into Parquet datasets.",
@@ -487,6 +548,7 @@ def _build_parser() -> argparse.ArgumentParser:
                 f"Credentials come only from the environment (OAuth 1.0a user context):\n{env}\n\nExample:\n"
                 "  streamkit collect --track climate --track 'cop30,#cop30' --duration 2h --out data/climate",
                 quiet=True)
+    _add_source_options(c, source)
     c.add_argument("--track", action="append", metavar="WORDS",
                    help="Keywords or phrases to track; repeat the option or separate with commas (either means OR).")
     c.add_argument("--follow", action="extend", nargs="+", metavar="ID",
@@ -562,9 +624,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["inspect", "no/such/folder"])
     2
     """
-    parser = _build_parser()
+    argv = _glue_negative_locations(list(sys.argv[1:] if argv is None else argv))
+    parser = _build_parser(_source_in(argv))
     try:
-        args = parser.parse_args(_glue_negative_locations(list(sys.argv[1:] if argv is None else argv)))
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse has printed
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if args.command is None:

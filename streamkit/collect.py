@@ -324,8 +324,23 @@ class Collector:
         max_pending_bytes: int = 64 * 1024 * 1024,
         endpoint: Any = None,
         decoder: Any = None,
+        source: str | None = None,
         **stream_options: Any,
     ) -> None:
+        self._base_url_given = base_url
+        self.source_name = source or "twitter-v1.1"
+        self.source_options: dict[str, Any] = {}
+        if source is not None and source != "twitter-v1.1":
+            if endpoint is not None or decoder is not None:
+                raise ConfigError("source= builds its own endpoint and decoder: pass source=NAME or endpoint=/decoder=, not both")
+            from .sources import open_source
+
+            self.source_options = {k: v for k, v in stream_options.items() if k not in _STREAM_OPTIONS}
+            stream_options = {k: v for k, v in stream_options.items() if k in _STREAM_OPTIONS}
+            extra = {"base_url": base_url} if base_url is not None else {}
+            endpoint, decoder = open_source(source, **extra, **self.source_options)
+        elif source is not None:
+            source = None  # v1.1: the classic filter arguments below
         unknown = set(stream_options) - _STREAM_OPTIONS
         if unknown:
             raise ConfigError(
@@ -344,9 +359,10 @@ class Collector:
         if endpoint is not None:
             given = sorted(k for k, v in self._filter.items() if v not in (None, False))
             if given or sample:
+                where = f"source={source!r}" if source else "endpoint=..."
                 raise ConfigError(
                     f"{', '.join(given) or 'sample'} belong(s) to the Twitter v1.1 filter; with "
-                    "endpoint=..., the endpoint and decoder carry the source's filter"
+                    f"{where}, the source's own options carry its filter"
                 )
             self._params: dict[str, str] = {}
         else:
@@ -379,7 +395,12 @@ class Collector:
         self._stream_options = stream_options
         # Build one stream now so that bad options fail here, not on a thread.
         self._stream = self._new_stream()
-        self.path = Path(path) if path is not None else default_path(track=track, follow=follow, locations=locations)
+        if path is not None:
+            self.path = Path(path)
+        elif endpoint is not None and hasattr(endpoint, "dataset_name"):
+            self.path = Path("data") / (_slug(str(endpoint.dataset_name())) or endpoint.name)
+        else:
+            self.path = default_path(track=track, follow=follow, locations=locations)
         self.flush_rows = flush_rows
         self.flush_seconds = float(flush_seconds)
         self.view_rows = view_rows
@@ -521,7 +542,9 @@ class Collector:
 
     @property
     def filter(self) -> dict[str, Any]:
-        """The filter in use (as passed to ``collect`` or ``set_filter``)."""
+        """The filter in use (as passed to ``collect`` or ``set_filter``; a source's own options)."""
+        if self.source_options:
+            return dict(self.source_options)
         return {k: v for k, v in self._filter.items() if v not in (None, False)}
 
     def set_filter(self, **params: Any) -> None:
@@ -1135,6 +1158,7 @@ def _default_progress() -> bool:
 
 def collect(
     *,
+    source: str | None = None,
     track: Iterable[str] | str | None = None,
     follow: Iterable[int | str] | None = None,
     locations: Sequence[float] | None = None,
@@ -1153,8 +1177,14 @@ def collect(
 
     Parameters
     ----------
+    source : str, optional
+        The live source, a name in :data:`streamkit.sources.SOURCES`: ``"x-v2"``,
+        ``"jetstream"``, ``"wikimedia"``, ``"mastodon"``, or ``"twitter-v1.1"`` (the
+        default). The source's own options (``collections=``, ``streams=``, ``tag=``...)
+        are passed as keyword arguments too; see the source's module in
+        :mod:`streamkit.sources` and ``streamkit collect --source NAME --help``.
     track, follow, locations, languages
-        The filter, as for :meth:`Stream.filter`. With ``sample=True``
+        The Twitter v1.1 filter, as for :meth:`Stream.filter`. With ``sample=True``
         (and no filter) the sample stream is captured instead.
     auth : AuthHandler, optional
         Credentials; by default from the ``STREAMKIT_*`` environment variables.
@@ -1181,6 +1211,7 @@ def collect(
         Already running.
     """
     collector = Collector(
+        source=source,
         track=track,
         follow=follow,
         locations=locations,

@@ -85,6 +85,19 @@ def _collect_options() -> set[str]:
     return (names | _STREAM_OPTIONS) - {"track", "follow", "locations", "languages"}
 
 
+def _source_fields(source: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(option name, label, argparse settings) of each ``--source`` option: the panel's inputs."""
+    from .sources import cli_options
+
+    fields = []
+    for flags, kwargs in cli_options(source):
+        if kwargs.get("dest") in ("base_url", "bearer_token", "access_token"):
+            continue  # where and who: collect() options, never typed into a visible box
+        label = flags[-1].lstrip("-").replace("-", " ").capitalize()
+        fields.append((kwargs["dest"], label, dict(kwargs)))
+    return fields
+
+
 def _split(text: str, pattern: str = r"[,\n]") -> list[str]:
     return [part.strip() for part in re.split(pattern, text or "") if part.strip()]
 
@@ -127,6 +140,7 @@ class Panel:
         self,
         collector: Any = None,
         *,
+        source: str | None = None,
         track: Any = None,
         follow: Any = None,
         locations: Any = None,
@@ -137,6 +151,12 @@ class Panel:
         **collect_options: Any,
     ) -> None:
         w = _require_ipywidgets()
+        if collector is not None:
+            source = getattr(collector, "source_name", None)
+        self.source = source if source not in (None, "twitter-v1.1") else None
+        # Another source's filter is its own options (as `streamkit collect --source` takes them).
+        self._source_fields = _source_fields(self.source) if self.source else []
+        source_values = {k: collect_options.pop(k) for k in [f[0] for f in self._source_fields] if k in collect_options}
         unknown = set(collect_options) - _collect_options()
         if unknown:
             raise ConfigError(
@@ -173,13 +193,25 @@ class Panel:
             f = collector.filter
             track, follow = f.get("track"), f.get("follow")
             locations, languages = f.get("locations"), f.get("languages")
+            source_values = dict(f) if self.source else source_values
         text = dict(layout=w.Layout(width="auto"), style={"description_width": "90px"})
-        self.inputs = {
-            "track": w.Text(H.join_values(track), description="Track", placeholder="climate, #cop30 (comma-separated phrases)", **text),
-            "follow": w.Text(H.join_values(follow), description="Follow ids", placeholder="783214, 6253282 (numeric user ids)", **text),
-            "locations": w.Text(H.join_values(locations), description="Locations", placeholder="sw_lon, sw_lat, ne_lon, ne_lat (; between boxes)", **text),
-            "languages": w.Text(H.join_values(languages), description="Languages", placeholder="en, es (optional)", **text),
-        }
+        if self.source:
+            self.inputs = {}
+            for dest, label, kwargs in self._source_fields:
+                value = source_values.get(dest)
+                if kwargs.get("action") in ("store_true", "store_false"):
+                    self.inputs[dest] = w.Checkbox(value=bool(value), description=label, indent=False)
+                else:
+                    self.inputs[dest] = w.Text(H.join_values(value) if value is not None else "", description=label,
+                                               placeholder=str(kwargs.get("metavar") or ""),
+                                               tooltip=kwargs.get("help", ""), **text)
+        else:
+            self.inputs = {
+                "track": w.Text(H.join_values(track), description="Track", placeholder="climate, #cop30 (comma-separated phrases)", **text),
+                "follow": w.Text(H.join_values(follow), description="Follow ids", placeholder="783214, 6253282 (numeric user ids)", **text),
+                "locations": w.Text(H.join_values(locations), description="Locations", placeholder="sw_lon, sw_lat, ne_lon, ne_lat (; between boxes)", **text),
+                "languages": w.Text(H.join_values(languages), description="Languages", placeholder="en, es (optional)", **text),
+            }
         self.buttons = {
             "start": w.Button(description="Start", button_style="success", icon="play", tooltip="Start a capture with this filter"),
             "stop": w.Button(description="Stop", button_style="danger", icon="stop", tooltip="Stop and commit everything received"),
@@ -264,6 +296,8 @@ class Panel:
         streamkit._exceptions.ConfigError: Follow ids must be numeric user ids; '@jack' is not (look up screen names first).
         >>> p.close()
         """
+        if self.source:
+            return self._parse_source_filter()
         track = _split(self.inputs["track"].value)
         follow: list[int] = []
         for item in _split(self.inputs["follow"].value, r"[,\s]+"):
@@ -294,6 +328,31 @@ class Panel:
                 out[key] = value
         return out
 
+    def _parse_source_filter(self) -> dict[str, Any]:
+        """The inputs of another source's panel as its options, checked by the source itself."""
+        from .sources import open_source
+
+        out: dict[str, Any] = {}
+        for dest, label, kwargs in self._source_fields:
+            widget = self.inputs[dest]
+            if isinstance(widget.value, bool):
+                if widget.value != (kwargs.get("action") == "store_false"):
+                    out[dest] = kwargs.get("action") == "store_true"
+                continue
+            convert = kwargs.get("type") or str
+            try:
+                if kwargs.get("action") in ("append", "extend") or kwargs.get("nargs") in ("+", "*"):
+                    items = [convert(v) for v in _split(widget.value)]
+                    if items:
+                        out[dest] = items
+                elif widget.value.strip():
+                    out[dest] = convert(widget.value.strip())
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{label}: {exc}") from None
+        base_url = self._options.get("base_url") or getattr(self.collector, "_base_url_given", None)
+        open_source(self.source, **out, **({"base_url": base_url} if base_url else {}))  # the source's own checks
+        return out
+
     def start(self) -> None:
         """Start a capture with the filter in the inputs (what the Start button does)."""
         from .collect import collect
@@ -311,8 +370,16 @@ class Panel:
             old = self.collector
             if old is not None:  # a restart continues the same dataset, endpoint and settings
                 for name in ("auth", "base_url", "path", "flush_rows", "flush_seconds", "view_rows", "keep_raw"):
+                    if name == "base_url" and self.source:  # the server given, not the endpoint's full URL
+                        if getattr(old, "_base_url_given", None):
+                            options.setdefault(name, old._base_url_given)
+                        continue
                     options.setdefault(name, getattr(old, name))
+                for name, value in getattr(old, "_stream_options", {}).items():
+                    options.setdefault(name, value)
             self._set_buttons(starting=True)
+            if self.source:
+                options["source"] = self.source
             try:
                 collector = collect(**flt, **options)
             except StreamkitError as exc:
@@ -349,7 +416,8 @@ class Panel:
         self._stop_refresher()
         with self._lock:
             s = collector.stats
-            self._say(f"Stopped: {s.stored:,} tweets stored in {collector.path}.")
+            items = getattr(getattr(collector, "_decoder", None), "items", "tweets")
+            self._say(f"Stopped: {s.stored:,} {items} stored in {collector.path}.")
             self._render_once()
 
     def apply_filter(self) -> None:
@@ -363,6 +431,9 @@ class Panel:
             if not self.running:
                 self._say("Not running: press Start to capture with this filter.", error=True)
                 return
+            if self.source:  # the source's filter is fixed per connection: restart into the same dataset
+                self._restart_with(flt)
+                return
             current = self.collector.filter
             kept = {k: current[k] for k in ("filter_level", "stall_warnings") if k in current}
             try:
@@ -372,6 +443,22 @@ class Panel:
                 return
             self._say(f"Filter applied: {H.describe_filter(flt)}. Reconnecting into the same dataset.")
             self._render_once()
+
+    def _restart_with(self, flt: dict[str, Any]) -> None:
+        old = self.collector
+        assert old is not None
+        self._set_buttons(stopping=True)
+        old.stop()
+        self._stop_refresher()
+        owned = self._owned
+        self.start()  # the same dataset, endpoint and settings; it resumes from the last commit
+        if self.collector is old:  # the start failed and said why
+            return
+        self._owned = self._owned or owned
+        resumes = "it resumes from the last committed position" if old._decoder.can_replay else (
+            "the time it was stopped is recorded as a gap in the manifest")
+        self._say(f"Filter applied: {H.describe_filter(flt)}. Restarted into the same dataset; {resumes}.")
+        self._render_once()
 
     def refresh(self) -> None:
         """Update every part of the panel from the capture now."""
@@ -490,7 +577,8 @@ class Panel:
         view = H.live_view(collector)  # replaced, never changed in place, when rows arrive
         if view is not self._last_view:
             self._last_view = view
-            self._set_value(self._table, H.table_html(H.newest_rows(view, self.table_rows)))
+            columns = getattr(getattr(collector, "_decoder", None), "view_columns", H.TABLE_COLUMNS)
+            self._set_value(self._table, H.table_html(H.newest_rows(view, self.table_rows, columns), columns))
         self._set_value(self._where, H.where_html(collector.path, collector.filter, stats.last_flush))
         elapsed = time.perf_counter() - t0
         self._refreshes += 1

@@ -134,12 +134,15 @@ class Source:
         ``(did, collection, rkey, rev)``; Wikimedia ``meta_id``; Mastodon status id).
     can_replay : bool
         Whether the source can resend what was missed since a resume position.
+    view_columns : tuple of (str, str)
+        (heading, column) pairs of the notebook panel's live table.
     """
 
     name: ClassVar[str] = "base"
     items: ClassVar[str] = "items"
     key_columns: ClassVar[tuple[str, ...]] = ()
     can_replay: ClassVar[bool] = False
+    view_columns: ClassVar[tuple[tuple[str, str], ...]] = (("time", "created_at"), ("text", "text"))
     item_schema: Any = None
     event_schema: Any = None
 

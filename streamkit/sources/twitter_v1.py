@@ -60,6 +60,9 @@ class TwitterV1Source(Source):
     items: ClassVar[str] = "tweets"
     key_columns: ClassVar[tuple[str, ...]] = ("id",)
     can_replay: ClassVar[bool] = False
+    view_columns: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("time", "created_at"), ("user", "user_screen_name"), ("text", "text"), ("lang", "lang"), ("type", "tweet_type"),
+    )
 
     def __init__(self) -> None:
         from streamkit import schema

@@ -414,6 +414,17 @@ class StreamServer:
                 self._pools[key] = pool
             return pool
 
+    def prepare(self, **filter: Any) -> None:
+        """Build the statuses for this filter now, so the first client does not wait for them.
+
+        ``filter`` is as for :meth:`streamkit.Stream.filter` (``track=``, ``follow=``...);
+        none means the sample stream. Building a large pool takes a moment, which a
+        client with a short stall timeout would otherwise count as a stall.
+        """
+        from ._match import StreamFilter
+
+        self._pool_for(StreamFilter.from_options(**filter))
+
     def _fallback_template(self) -> Template:
         if self._fallback is None:
             self._fallback = make_template(generate_statuses(1, seed=self.seed)[0])
