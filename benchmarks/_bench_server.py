@@ -59,6 +59,7 @@ def main() -> int:
         if kind == "start":
             params = dict(cmd.get("params") or {})
             end_after = params.pop("end_after", None)
+            params.setdefault("pool_size", 2000)  # more variety than tests need; built ahead below
             faults = [Fault.end(after=int(end_after))] if end_after else []
             server = StreamServer(faults=faults, **params).start()
             warmed = _warm(server)

@@ -211,6 +211,11 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != "streamkit":
         raise ConfigError(f"{str(root)!r} is not a streamkit dataset: its streamkit.json is something else.")
 
+    from .sink import _drop_repeated_keys, dataset_source
+
+    source = dataset_source(root)
+    if source.name != "twitter-v1.1":
+        return _summarize_source(root, manifest, source, top, _drop_repeated_keys)
     events = _read_table(root / "events", _schema.EVENT_SCHEMA, ["event_type", "status_id"])
     tweets = _read_table(root / "tweets", _schema.TWEET_SCHEMA,
                          ["id", "created_at", "received_at", "user_id", "lang", "tweet_type", "hashtags"])
@@ -249,6 +254,58 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
         "languages": _counts(pc.fill_null(tweets.column("lang"), "und"), top),
         "tweet_types": {t: types[t] for t in (*_schema.TWEET_TYPES, *types) if t in types},
         "source": manifest.get("source", {}),
+        "source_name": source.name,
+        "items": source.items,
+        "gaps": manifest.get("gaps", []),
+        "created": manifest.get("created"),
+        "schema_version": manifest.get("schema_version"),
+    }
+
+
+def _summarize_source(root: Path, manifest: dict[str, Any], source: Any, top: int, dedupe: Any) -> dict[str, Any]:
+    """:func:`summarize` for a source other than Twitter v1.1: rows by its key, spans, events, gaps."""
+    schema = source.item_schema
+    keys = list(source.key_columns)
+    wanted = [c for c in ("created_at", "received_at") if c in schema.names]
+    langs = next((c for c in ("lang", "language", "langs") if c in schema.names), None)
+    tags = "hashtags" if "hashtags" in schema.names else None
+    columns = list(dict.fromkeys(keys + wanted + [c for c in (langs, tags) if c]))
+    items = _read_table(root / source.items, schema, columns)
+    if items.num_rows:
+        items = dedupe(items.sort_by([(k, "ascending") for k in keys]), keys)
+    events = _read_table(root / "events", source.event_schema, ["event_type"])
+
+    def span(column: str) -> dict[str, str | None]:
+        if column not in items.column_names or not items.num_rows:
+            return {"min": None, "max": None}
+        mm = pc.min_max(items.column(column)).as_py()
+        return {"min": _iso(mm["min"]), "max": _iso(mm["max"])}
+
+    lang_values = None
+    if langs:
+        lang_values = items.column(langs)
+        if pa.types.is_list(lang_values.type):
+            lang_values = pc.list_flatten(lang_values)
+    item_files = list((root / source.items).glob("date=*/part-*.parquet"))
+    event_files = list((root / "events").glob("date=*/part-*.parquet"))
+    return {
+        "path": str(root),
+        "source_name": source.name,
+        "items": source.items,
+        "rows": items.num_rows,
+        "files": len(item_files) + len(event_files),
+        "item_files": len(item_files),
+        "event_files": len(event_files),
+        "bytes": _disk_usage(root),
+        "wal_bytes": _disk_usage(root / "_wal"),
+        "created_at": span("created_at"),
+        "received_at": span("received_at"),
+        "filters": manifest.get("filters", []),
+        "events": _counts(events.column("event_type")),
+        "top_hashtags": _counts(pc.utf8_lower(pc.list_flatten(items.column(tags))), top) if tags else {},
+        "languages": _counts(pc.fill_null(lang_values, "und"), top) if lang_values is not None else {},
+        "gaps": manifest.get("gaps", []),
+        "source": manifest.get("source", {}),
         "created": manifest.get("created"),
         "schema_version": manifest.get("schema_version"),
     }
@@ -269,8 +326,51 @@ def _span_text(lo: str | None, hi: str | None, *, length: bool = True) -> str:
     return f"{a:%Y-%m-%d %H:%M:%S} -> {end} UTC" + (f" ({_human_seconds((b - a).total_seconds())})" * length)
 
 
+def _gap_lines(gaps: list[dict[str, Any]]) -> list[str]:
+    if not gaps:
+        return ["  gaps          none recorded"]
+    lines = [f"  gaps          {len(gaps):,} span{'s' * (len(gaps) != 1)} the source could not resend "
+             "(messages sent then may be missing):"]
+    for g in gaps[-5:]:
+        lines.append(f"                {_span_text(g.get('start'), g.get('end'))} ({g.get('reason', '?')})"
+                     if g.get("start") else f"                until {g.get('end')} ({g.get('reason', '?')})")
+    if len(gaps) > 5:
+        lines.append(f"                ... and {len(gaps) - 5:,} earlier (all in streamkit.json)")
+    return lines
+
+
+def _format_source_summary(s: dict[str, Any]) -> str:
+    rows, items = s["rows"], s["items"]
+    wal = f", {_human_bytes(s['wal_bytes'])} of it write-ahead log" if s["wal_bytes"] else ""
+    lines = [
+        f"streamkit dataset {s['path']} (source {s['source_name']})",
+        f"  rows          {rows:,} {items} (one row per key)",
+        f"  files         {s['files']:,} part files ({s['item_files']:,} {items}, {s['event_files']:,} events); "
+        f"{_human_bytes(s['bytes'])} on disk{wal}",
+        f"  created_at    {_span_text(s['created_at']['min'], s['created_at']['max'])}",
+        f"  received_at   {_span_text(s['received_at']['min'], s['received_at']['max'])}",
+        "  events        " + (", ".join(f"{k} {n:,}" for k, n in s["events"].items()) or "-"),
+    ]
+    for i, f in enumerate(s["filters"] or [{}]):
+        params = f.get("params", {})
+        what = " ".join(f"{k}=" + (",".join(map(str, v)) if isinstance(v, list) else str(v))
+                        for k, v in params.items()) or "-"
+        when = f"  [{_span_text(f['started'], f.get('ended'), length=False)}]" if f.get("started") else ""
+        lines.append(f"  {'options' if i == 0 else '':<13} {what}{when}")
+    if s["top_hashtags"]:
+        lines.append("  top hashtags  " + ", ".join(f"#{t} {n:,}" for t, n in s["top_hashtags"].items()))
+    if s["languages"]:
+        lines.append(f"  languages     {_share(s['languages'], sum(s['languages'].values()))}")
+    lines += _gap_lines(s["gaps"])
+    if (s.get("source") or {}).get("base_url"):
+        lines.append(f"  source        {s['source']['base_url']}")
+    return "\n".join(lines)
+
+
 def _format_summary(s: dict[str, Any]) -> str:
     """The text report of a :func:`summarize` result (what ``streamkit inspect`` prints)."""
+    if s.get("source_name", "twitter-v1.1") != "twitter-v1.1":
+        return _format_source_summary(s)
     rows = s["rows"]
     others = sum(s["events"].values()) - s["deletes"] - s["limit_notices"]
     wal = f", {_human_bytes(s['wal_bytes'])} of it write-ahead log" if s["wal_bytes"] else ""
@@ -292,13 +392,14 @@ def _format_summary(s: dict[str, Any]) -> str:
     tags = ", ".join(f"#{t} {n:,}" for t, n in s["top_hashtags"].items()) or "-"
     lines += [f"  top hashtags  {tags}", f"  languages     {_share(s['languages'], rows)}",
               f"  tweet types   {_share(s['tweet_types'], rows)}"]
+    lines += _gap_lines(s.get("gaps", []))
     if (s.get("source") or {}).get("base_url"):
         lines.append(f"  source        {s['source']['base_url']} ({s['source'].get('kind', '?')})")
     return "\n".join(lines)
 
 
-def _how_to_read(path: Path) -> str:
-    glob = (path / "tweets" / "*" / "*.parquet").as_posix().replace("'", "''")
+def _how_to_read(path: Path, items: str = "tweets") -> str:
+    glob = (path / items / "*" / "*.parquet").as_posix().replace("'", "''")
     sql = f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning = true)"
     duck = f'duckdb -c "{sql}"' if not re.search(r'["$`\\]', sql) else "duckdb -c " + shlex.quote(sql)
     return (f"Read it:\n  python -c \"import streamkit; print(streamkit.read({str(path)!r}))\"\n"
@@ -428,7 +529,7 @@ def _collect_source(args: argparse.Namespace) -> int:
         ended = f"stopped by {why}" if why else "finished" if code == 0 else "ended"
         _err(f"streamkit: {ended} after {_human_seconds(elapsed)}: {s.stored:,} items stored in {path} "
              f"({s.received:,} messages received, {s.duplicates:,} duplicates, {s.reconnects} reconnects)."
-             + ("\n" + _how_to_read(path)) * bool(s.stored or not code))
+             + ("\n" + _how_to_read(path, collector._decoder.items)) * bool(s.stored or not code))
     return code
 
 

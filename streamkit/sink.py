@@ -953,18 +953,28 @@ def read(
     if table is None or not table.num_rows:
         return _schema.to_pandas(schema.empty_table())[wanted]
     table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys]))
-    single_id = keys == ["id"] and pa.types.is_int64(schema.field("id").type)
-    if single_id:
-        ids = table.column("id").to_numpy()
-        keep = np.ones(len(ids), dtype=bool)
-        keep[1:] = ids[1:] != ids[:-1]  # defensive: the writer already deduped
-        if not keep.all():
-            table = table.filter(pa.array(keep))
+    table = _drop_repeated_keys(table, keys)  # defensive: the writer already deduped
     if not include_deleted and source.name == "twitter-v1.1":
         deleted = _deleted_ids(root)
         if len(deleted):
             table = table.filter(pc.invert(pc.is_in(table.column("id"), value_set=deleted)))
     return _schema.to_pandas(table.select(wanted))
+
+
+def _drop_repeated_keys(table: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """Of rows sorted by ``keys``, keep the first of each run with equal keys."""
+    if table.num_rows < 2 or not keys:
+        return table
+    same = np.ones(table.num_rows - 1, dtype=bool)
+    for key in keys:
+        column = table.column(key).combine_chunks()
+        a, b = column.slice(1), column.slice(0, table.num_rows - 1)
+        equal = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
+        both_null = pc.and_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
+        same &= equal | both_null
+    if not same.any():
+        return table
+    return table.filter(pa.array(np.concatenate([[True], ~same])))
 
 
 def read_events(path: os.PathLike[str] | str) -> pd.DataFrame:

@@ -119,8 +119,11 @@ class StreamServer:
         Share of generated statuses built to match a filter; the rest is dropped.
     record_payloads : bool, default False
         Keep the exact JSON bytes of every sent status in :attr:`sent_payloads`.
-    pool_size : int, default 2000
-        Statuses generated and pre-rendered per distinct filter.
+    pool_size : int, default 500
+        Statuses generated and pre-rendered per distinct filter (each goes out with a
+        fresh id every time). The first client of a filter waits while they are built
+        (about 0.5 ms each), so a big pool can look like a stall to a short ``timeout``;
+        :meth:`prepare` builds them ahead.
     record_sent : bool, default True
         Keep :attr:`sent` and :attr:`sent_notices`.  A long-running server (the
         ``streamkit serve`` command) can turn this off; :attr:`sent_count` still counts.
@@ -143,7 +146,7 @@ class StreamServer:
                  notices: float = 0.02, seed: int = 0, faults: Any = None,
                  credentials: Mapping[str, str] = TEST_CREDENTIALS, check_auth: bool = True,
                  chunk_bytes: int = 16384, match_fraction: float = 0.9,
-                 record_payloads: bool = False, pool_size: int = 2000,
+                 record_payloads: bool = False, pool_size: int = 500,
                  record_sent: bool = True) -> None:
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be > 0 or None, got {rate}")
