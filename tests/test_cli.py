@@ -354,6 +354,20 @@ def test_inspect_text(demo, capsys):
     assert "track=python,climate,music" in out
 
 
+def test_inspect_shows_the_gaps_a_reconnect_left(demo, capsys):
+    # The demo cuts the connection and sends a disconnect notice: v1.1 cannot resend
+    # what passed while reconnecting, so each span is in the manifest and the report.
+    path = demo[0]
+    gaps = json.loads((path / "streamkit.json").read_text())["gaps"]
+    assert len(gaps) >= 2 and all(g["reason"] == "reconnected" and g["start"] <= g["end"] for g in gaps)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"gaps\s+{len(gaps)} spans the source could not resend", out)
+    assert out.count("(reconnected)") == min(len(gaps), 5)
+    assert main(["inspect", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gaps"] == gaps
+
+
 def test_inspect_empty_dataset(tmp_path, capsys):
     from streamkit.sink import DatasetWriter
 
