@@ -354,7 +354,7 @@ def _format_source_summary(s: dict[str, Any]) -> str:
     for i, f in enumerate(s["filters"] or [{}]):
         params = f.get("params", {})
         what = " ".join(f"{k}=" + (",".join(map(str, v)) if isinstance(v, list) else str(v))
-                        for k, v in params.items()) or "-"
+                        for k, v in params.items() if v not in (None, "", [], {})) or "-"
         when = f"  [{_span_text(f['started'], f.get('ended'), length=False)}]" if f.get("started") else ""
         lines.append(f"  {'options' if i == 0 else '':<13} {what}{when}")
     if s["top_hashtags"]:
@@ -643,28 +643,36 @@ def _build_parser(source: str | None = None) -> argparse.ArgumentParser:
 
     env = "\n".join(f"  {ENV_VARS[k]}" for k in _OAUTH)
     c = command("collect", _cmd_collect, "Capture a stream into a Parquet dataset until stopped.",
-                "Capture the statuses/filter (or sample) stream into a Parquet dataset in the foreground, until "
-                "Ctrl-C, SIGTERM, --duration or --limit. Everything received goes to a write-ahead log first: "
-                "stopping commits it, and the next run into the same --out folder recovers after a crash.",
-                f"Credentials come only from the environment (OAuth 1.0a user context):\n{env}\n\nExample:\n"
-                "  streamkit collect --track climate --track 'cop30,#cop30' --duration 2h --out data/climate",
+                "Capture a live source (Twitter v1.1 statuses/filter or sample by default; --source for X API v2, "
+                "Bluesky Jetstream, Wikimedia EventStreams or Mastodon) into a Parquet dataset in the foreground, "
+                "until Ctrl-C, SIGTERM, --duration or --limit. Everything received goes to a write-ahead log first: "
+                "stopping commits it, and the next run into the same --out folder recovers after a crash and "
+                "resumes where the source allows.",
+                f"Twitter v1.1 credentials come only from the environment (OAuth 1.0a user context):\n{env}\n"
+                "X API v2 reads STREAMKIT_X_BEARER_TOKEN, Mastodon STREAMKIT_MASTODON_TOKEN; Jetstream and "
+                "Wikimedia need none.\n\nExamples:\n"
+                "  streamkit collect --track climate --track 'cop30,#cop30' --duration 2h --out data/climate\n"
+                "  streamkit collect --source jetstream --collection app.bsky.feed.post --duration 1h\n"
+                "  streamkit collect --source wikimedia --stream recentchange --contact you@example.org",
                 quiet=True)
     _add_source_options(c, source)
-    c.add_argument("--track", action="append", metavar="WORDS",
-                   help="Keywords or phrases to track; repeat the option or separate with commas (either means OR).")
-    c.add_argument("--follow", action="extend", nargs="+", metavar="ID",
-                   help="Numeric user ids whose tweets to capture (space or comma separated).")
-    c.add_argument("--locations", action="append", type=_arg(_locations), metavar="W,S,E,N",
-                   help="Bounding boxes, 4 numbers each, south-west corner first: -122.75,36.8,-121.75,37.8.")
-    c.add_argument("--language", action="append", metavar="LANG",
-                   help="Only tweets in these languages (BCP 47 codes such as en, es; commas or repeat).")
-    c.add_argument("--sample", action="store_true", help="Capture the sample stream (~1%% of all tweets), not a filter.")
+    v1 = c.add_argument_group("Twitter v1.1 filter (the default source)")
+    v1.add_argument("--track", action="append", metavar="WORDS",
+                    help="Keywords or phrases to track; repeat the option or separate with commas (either means OR).")
+    v1.add_argument("--follow", action="extend", nargs="+", metavar="ID",
+                    help="Numeric user ids whose tweets to capture (space or comma separated).")
+    v1.add_argument("--locations", action="append", type=_arg(_locations), metavar="W,S,E,N",
+                    help="Bounding boxes, 4 numbers each, south-west corner first: -122.75,36.8,-121.75,37.8.")
+    v1.add_argument("--language", action="append", metavar="LANG",
+                    help="Only tweets in these languages (BCP 47 codes such as en, es; commas or repeat).")
+    v1.add_argument("--sample", action="store_true", help="Capture the sample stream (~1%% of all tweets), not a filter.")
     c.add_argument("--out", metavar="PATH",
                    help="Dataset folder (default: data/<name from the filter>); an existing dataset is appended to.")
     c.add_argument("--duration", type=_arg(parse_duration), metavar="TIME", help="Stop after 2h, 30m, 90s, 1h30m, 3600 (s)...")
-    c.add_argument("--limit", type=_positive(int), metavar="N", help="Stop once at least N tweets are stored.")
-    c.add_argument("--base-url", metavar="URL", help="Streaming endpoint (default https://stream.twitter.com); "
-                   "http:// only for a loopback host such as a `streamkit serve` server.")
+    c.add_argument("--limit", type=_positive(int), metavar="N", help="Stop once at least N tweets (items) are stored.")
+    c.add_argument("--base-url", metavar="URL", help="Streaming server (default: the source's public one, "
+                   "https://stream.twitter.com for v1.1); http:// and ws:// only for a loopback host such as a "
+                   "local test server.")
     c.add_argument("--flush-seconds", type=_positive(float), default=5.0, metavar="S",
                    help="Commit a Parquet part file at least every S seconds (default 5).")
     c.add_argument("--no-raw", action="store_true",
