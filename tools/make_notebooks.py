@@ -1,16 +1,22 @@
 """Write the notebooks in notebooks/ from the cell sources below (no outputs, no secrets).
 
 Run ``python tools/make_notebooks.py`` after editing; tests execute the notebooks.
+
+A source's notebook lives in ``tools/notebook_cells/<name>.py``: a module defining ``NOTEBOOK``
+(the file name under notebooks/) and ``CELLS`` (a list of ``("md" | "code", source)``), so that
+each source's cells are kept beside no other source's.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent.parent / "notebooks"
+CELL_MODULES = Path(__file__).resolve().parent / "notebook_cells"
 
 TUTORIAL = [
     ("md", """# Streaming with a listener, Tweepy 3.x style
@@ -252,6 +258,12 @@ def main() -> None:
         "streaming_tutorial.ipynb": TUTORIAL,
         "real_endpoint.ipynb": REAL_ENDPOINT,
     }
+    for module_path in sorted(CELL_MODULES.glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"notebook_cells.{module_path.stem}", module_path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        notebooks[module.NOTEBOOK] = module.CELLS
     for name, cells in notebooks.items():
         nbformat.write(build(cells), HERE / name)
         print("wrote", HERE / name)
