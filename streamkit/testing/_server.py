@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import logging
 import random
-import selectors
 import socket
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any, NamedTuple
 from ._faults import Fault
 from ._generate import TWEPOCH_MS, generate_statuses
 from ._httpd import BadRequest, Request, error_response, read_request, request_params, verify_auth
+from ._loopback import LoopbackServer
 from ._match import ParamError, StreamFilter
 from ._render import Template, TemplatePool, make_template
 from ._session import Session
@@ -87,7 +87,7 @@ class _IdClock:
         return out
 
 
-class StreamServer:
+class StreamServer(LoopbackServer):
     """A local Twitter v1.1 streaming endpoint for tests, demos and benchmarks.
 
     Parameters
@@ -164,7 +164,7 @@ class StreamServer:
                    "access_token_secret"} - set(credentials)
         if check_auth and missing:
             raise ValueError(f"credentials lack {sorted(missing)}")
-        self.host = host
+        super().__init__(host=host, port=port)
         self.rate = rate
         self.statuses = statuses
         self.keepalive_interval = keepalive_interval
@@ -177,10 +177,6 @@ class StreamServer:
         self.pool_size = pool_size
         self.record_sent = record_sent
         self._credentials = dict(credentials)
-        self._requested_port = port
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._stop_event = threading.Event()
         self._faults: collections.deque[Fault] = collections.deque(faults or ())
         self._sent = array("q")  # 8 bytes an id: benchmarks send millions
         self._sent_count = 0
@@ -196,28 +192,10 @@ class StreamServer:
         self._pools: dict[Any, TemplatePool] = {}
         self._pool_lock = threading.Lock()
         self._fallback: Template | None = None
-        self._listener: socket.socket | None = None
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
-        self._conns: dict[threading.Thread, socket.socket] = {}
-        self._conn_count = 0
-        self.port = 0
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<StreamServer {state} url={self.url!r} sent={self._sent_count}>"
-
-    # -- lifecycle -----------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return self._accept_thread is not None and not self._stop_event.is_set()
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT`` -- the ``base_url`` to give a client."""
-        return f"http://{self.host}:{self.port}"
 
     def auth(self) -> Any:
         """An :class:`streamkit.OAuthHandler` with this server's test credentials.
@@ -233,72 +211,6 @@ class StreamServer:
         handler = OAuthHandler(c["consumer_key"], c["consumer_secret"])
         handler.set_access_token(c["access_token"], c["access_token_secret"])
         return handler
-
-    def start(self) -> StreamServer:
-        """Bind and start accepting connections on a background thread."""
-        if self._accept_thread is not None:
-            raise RuntimeError("StreamServer.start() called twice; make a new server")
-        listener = socket.create_server((self.host, self._requested_port), backlog=128)
-        self._listener = listener
-        self.port = listener.getsockname()[1]
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
-                                               name=f"streamkit-testing-accept-{self.port}")
-        self._accept_thread.start()
-        log.debug("test stream server listening on %s", self.url)
-        return self
-
-    def stop(self, timeout: float = 0.9) -> None:
-        """Stop accepting, close every client connection and join every thread.
-
-        Returns within about *timeout* seconds even with clients that stopped reading.
-        """
-        if self._accept_thread is None or self._stop_event.is_set():
-            return
-        deadline = time.monotonic() + timeout
-        self._stop_event.set()
-        with self._lock:
-            self._cond.notify_all()
-            conns = list(self._conns.items())
-            for _thread, sock in conns:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        assert self._wake_w is not None
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        self._accept_thread.join(max(0.0, deadline - time.monotonic()))
-        for thread, _sock in conns:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            late = list(self._conns.items())
-        for thread, _sock in late:  # accepted while stopping
-            thread.join(max(0.0, deadline - time.monotonic()))
-        for owned in (self._listener, self._wake_r, self._wake_w):
-            if owned is not None:
-                owned.close()
-        log.debug("test stream server on %s stopped", self.url)
-
-    def __enter__(self) -> StreamServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        """Serve until :meth:`stop` is called from another thread or Ctrl-C."""
-        if self._accept_thread is None:
-            self.start()
-        try:
-            while not self._stop_event.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
 
     # -- observations (thread-safe copies) --------------------------------------------------
     @property
@@ -434,47 +346,6 @@ class StreamServer:
         return self._fallback
 
     # -- connections ---------------------------------------------------------------------
-    def _accept_loop(self) -> None:
-        assert self._listener is not None and self._wake_r is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(self._listener, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stop_event.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is not self._listener or self._stop_event.is_set():
-                        continue
-                    try:
-                        sock, _addr = self._listener.accept()
-                    except OSError:
-                        continue
-                    self._spawn(sock)
-
-    def _spawn(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self._lock:
-            if self._stop_event.is_set():
-                sock.close()
-                return
-            self._conn_count += 1
-            index = self._conn_count
-            thread = threading.Thread(target=self._serve_connection, args=(sock, index),
-                                      daemon=True, name=f"streamkit-testing-conn-{index}")
-            self._conns[thread] = sock
-        thread.start()
-
-    def _serve_connection(self, sock: socket.socket, index: int) -> None:
-        try:
-            sock.settimeout(30.0)
-            self._handle(sock, index)
-        except OSError as exc:
-            log.debug("connection %d ended: %s", index, exc)
-        except Exception:  # a server bug must not pass silently, nor kill the process
-            log.exception("connection %d: unexpected error in the test server", index)
-        finally:
-            with self._lock:
-                self._conns.pop(threading.current_thread(), None)
-                sock.close()
-
     def _record(self, req: Request | None, params: dict[str, list[str]], status: int) -> None:
         rec = RequestRecord(req.received if req else time.monotonic(),
                             req.method if req else "", req.path if req else "", params, status)
