@@ -33,6 +33,7 @@ from ._faults import FAULT_KINDS, GARBAGE_KINDS, Fault, FaultPlan
 from ._generate import format_created_at, generate_statuses, snowflake, snowflake_ms
 from ._match import StreamFilter, match_status
 from ._server import FILTER_PATH, SAMPLE_PATH, TEST_CREDENTIALS, RequestRecord, StreamServer
+from ._websocket import WebSocketTestServer, WsFault
 
 __all__ = [
     "FAULT_KINDS",
@@ -45,6 +46,8 @@ __all__ = [
     "RequestRecord",
     "StreamFilter",
     "StreamServer",
+    "WebSocketTestServer",
+    "WsFault",
     "format_created_at",
     "generate_statuses",
     "match_status",
