@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from ._faults import FAULT_KINDS, GARBAGE_KINDS, Fault, FaultPlan
 from ._generate import format_created_at, generate_statuses, snowflake, snowflake_ms
+from ._mastodon import MASTODON_TEST_TOKEN, MastodonFault, MastodonServer
 from ._match import StreamFilter, match_status
 from ._server import FILTER_PATH, SAMPLE_PATH, TEST_CREDENTIALS, RequestRecord, StreamServer
 from ._websocket import WebSocketTestServer, WsFault
@@ -39,10 +40,13 @@ __all__ = [
     "FAULT_KINDS",
     "FILTER_PATH",
     "GARBAGE_KINDS",
+    "MASTODON_TEST_TOKEN",
     "SAMPLE_PATH",
     "TEST_CREDENTIALS",
     "Fault",
     "FaultPlan",
+    "MastodonFault",
+    "MastodonServer",
     "RequestRecord",
     "StreamFilter",
     "StreamServer",
