@@ -35,6 +35,7 @@ from .models import Status, User
 from .sink import read, read_events
 from .streaming import Stream
 from .widgets import panel  # builds ipywidgets only when called
+from .x_client import StreamingClient, StreamRule
 
 logging.getLogger("streamkit").addHandler(logging.NullHandler())
 
@@ -58,6 +59,8 @@ __all__ = [
     "Stream",
     "StreamError",
     "StreamListener",
+    "StreamRule",
+    "StreamingClient",
     "StreamkitError",
     "User",
     "__version__",

@@ -35,6 +35,7 @@ from ._mastodon import MASTODON_TEST_TOKEN, MastodonFault, MastodonServer
 from ._match import StreamFilter, match_status
 from ._server import FILTER_PATH, SAMPLE_PATH, TEST_CREDENTIALS, RequestRecord, StreamServer
 from ._websocket import WebSocketTestServer, WsFault
+from ._x_v2 import XV2Server
 
 __all__ = [
     "FAULT_KINDS",
@@ -52,6 +53,7 @@ __all__ = [
     "StreamServer",
     "WebSocketTestServer",
     "WsFault",
+    "XV2Server",
     "format_created_at",
     "generate_statuses",
     "match_status",
