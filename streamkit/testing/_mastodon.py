@@ -429,11 +429,14 @@ class MastodonServer(LoopbackServer):
             return _ANSWERED
         return fault
 
-    def _start_clock(self) -> None:
+    def _start_clock(self) -> bool:
+        """Count a streaming connection; True for the one that starts the clock."""
         with self._lock:
             self.connections += 1
             if self._timeline.t0 is None:
                 self._timeline.start(time.time())
+                return True
+            return False
 
     def _sse(self, sock: socket.socket, req: Request, params: dict[str, list[str]], sub: str, index: int) -> None:
         stream = _SSE_PATHS.get(sub)
@@ -455,13 +458,13 @@ class MastodonServer(LoopbackServer):
         if fault is _ANSWERED:
             return
         self._record(req, 200)
-        self._start_clock()
+        first = self._start_clock()
         sock.sendall(sse_response_head() + chunk(b":)\n"))
 
         def send_event(kind: str, payload: str) -> bytes:
             return f"event: {kind}\ndata: {payload}\n\n".encode()
 
-        self._pump(sock, index, "sse", stream, tag and tag.lower(), fault,
+        self._pump(sock, index, first, "sse", stream, tag and tag.lower(), fault,
                    lambda kind, payload: chunk(send_event(kind, payload)),
                    lambda: chunk(b":thump\n"))
 
@@ -509,7 +512,7 @@ class MastodonServer(LoopbackServer):
         if stream in _NEEDS_TOKEN and self._check_token(req, params, True):
             ws.send(json.dumps({"error": "Missing access token", "status": 401}))
             return
-        self._start_clock()
+        first = self._start_clock()
         with self._lock:
             self.subscriptions.append({"conn": index, "stream": stream, "tag": tag})
         label = [stream] + ([tag.lower()] if tag else [])
@@ -518,15 +521,15 @@ class MastodonServer(LoopbackServer):
             body = {"stream": label, "event": kind, "payload": payload}
             return server_frame(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
 
-        self._pump(sock, index, "websocket", stream, tag and tag.lower(), fault, frame,
+        self._pump(sock, index, first, "websocket", stream, tag and tag.lower(), fault, frame,
                    lambda: server_frame(b"", opcode=OP_PING), ws.poll)
 
-    def _pump(self, sock: socket.socket, index: int, transport: str, stream: str, tag: str | None,
+    def _pump(self, sock: socket.socket, index: int, first: bool, transport: str, stream: str, tag: str | None,
               fault: MastodonFault | None, render: Any, heartbeat: Any, poll: Any = None) -> None:
         """Send the timeline's events from now on, with heartbeats, until closed or a fault."""
         tl = self._timeline
         assert tl.t0 is not None
-        start = time.time() - tl.t0
+        start = 0.0 if first else time.time() - tl.t0  # the first connection sees everything
         j = next((k for k, e in enumerate(tl.events) if e[0] >= start), len(tl.events))
         sent = 0
         next_beat = time.monotonic() + self.heartbeat if self.heartbeat else None
