@@ -649,7 +649,7 @@ def _build_parser(source: str | None = None) -> argparse.ArgumentParser:
                 "stopping commits it, and the next run into the same --out folder recovers after a crash and "
                 "resumes where the source allows.",
                 f"Twitter v1.1 credentials come only from the environment (OAuth 1.0a user context):\n{env}\n"
-                "X API v2 reads STREAMKIT_X_BEARER_TOKEN, Mastodon STREAMKIT_MASTODON_TOKEN; Jetstream and "
+                "X API v2 reads STREAMKIT_BEARER_TOKEN, Mastodon STREAMKIT_MASTODON_TOKEN; Jetstream and "
                 "Wikimedia need none.\n\nExamples:\n"
                 "  streamkit collect --track climate --track 'cop30,#cop30' --duration 2h --out data/climate\n"
                 "  streamkit collect --source jetstream --collection app.bsky.feed.post --duration 1h\n"
@@ -708,6 +708,11 @@ def _build_parser(source: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--keepalive", type=_positive(float), default=30.0, metavar="S",
                    help="Send a keep-alive after S seconds of silence (default 30).")
     s.add_argument("--seed", type=int, default=0, metavar="N", help="Seed for the generated content (default 0).")
+
+    # `streamkit rules`: the X API v2 filtered stream's rules
+    from ._rules_cli import add_rules_command
+
+    add_rules_command(command)
     return parser
 
 

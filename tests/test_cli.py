@@ -31,6 +31,7 @@ COMMANDS = {
     "demo": {"--seconds", "--out", "--rate", "--quiet"},
     "inspect": {"PATH", "--json", "--top"},
     "serve": {"--port", "--rate", "--statuses", "--keepalive", "--seed"},
+    "rules": {"ACTION"},
 }
 
 
