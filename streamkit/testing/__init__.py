@@ -35,6 +35,7 @@ from ._mastodon import MASTODON_TEST_TOKEN, MastodonFault, MastodonServer
 from ._match import StreamFilter, match_status
 from ._server import FILTER_PATH, SAMPLE_PATH, TEST_CREDENTIALS, RequestRecord, StreamServer
 from ._websocket import WebSocketTestServer, WsFault
+from ._wikimedia import WikimediaRequest, WikimediaSentEvent, WikimediaServer
 from ._x_v2 import XV2Server
 
 __all__ = [
@@ -52,6 +53,9 @@ __all__ = [
     "StreamFilter",
     "StreamServer",
     "WebSocketTestServer",
+    "WikimediaRequest",
+    "WikimediaSentEvent",
+    "WikimediaServer",
     "WsFault",
     "XV2Server",
     "format_created_at",
