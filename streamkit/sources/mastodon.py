@@ -1057,6 +1057,4 @@ CLI_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--streaming-url",), {"dest": "streaming_url", "metavar": "URL",
                             "help": "The instance's streaming server when it is another host "
                                     "(configuration.urls.streaming of /api/v2/instance)."}),
-    (("--no-gap-fill",), {"dest": "gap_fill", "action": "store_const", "const": False, "default": None,
-                          "help": "Do not fill reconnect gaps from the REST timeline (they are recorded)."}),
 ]
