@@ -306,6 +306,17 @@ class WikimediaServer(LoopbackServer):
         return [self._meta_id(i) for i in range(first, last + 1)
                 if self.stream_of(i) in streams and not self.is_canary(i)]
 
+    def index_of_id(self, last_event_id: str, stream: str = "recentchange") -> int:
+        """The log index of the *stream* event whose SSE id this is (the event a resume follows)."""
+        topic = f"{_ACTIVE_DC}.{STREAMS[stream]}"
+        entry = next(e for e in json.loads(last_event_id) if e.get("topic") == topic)
+        if "timestamp" in entry:
+            return (entry["timestamp"] - 1 - self._t0_ms) // self.step_ms - 1
+        code = _CODES[stream]
+        self._extend(self.available())
+        return next(i for i in range(len(self._log_offset))
+                    if self._log_stream[i] == code and self._log_offset[i] == entry["offset"] - 1)
+
     def index_of(self, meta_id: str) -> int:
         """The log index of an event sent (ValueError if it was never sent)."""
         with self._lock:
