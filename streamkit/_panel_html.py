@@ -90,9 +90,15 @@ def join_values(value: Any) -> str:
     --------
     >>> join_values(["python", "data science"]), join_values([-74.25, 40.5]), join_values(None)
     ('python, data science', '-74.25, 40.5', '')
+    >>> join_values(False), join_values(7)  # a source's scalar option (Wikimedia's bot=False)
+    ('false', '7')
     """
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"{value:g}" if isinstance(value, float) else str(value)
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, str):

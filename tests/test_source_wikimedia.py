@@ -494,11 +494,11 @@ def test_panel_shows_changes_and_applies_a_new_filter(tmp_path):
     pytest.importorskip("ipywidgets")
     with WikimediaServer(rate=300) as server:
         c = streamkit.collect(source="wikimedia", base_url=server.url, path=tmp_path / "p", wiki=["enwiki"],
-                              user_agent=UA, **FAST)
+                              bot=True, user_agent=UA, **FAST)
         p = c.panel(refresh_interval=0.1)
         try:
             assert {"streams", "wiki", "type", "namespace", "bot", "since"} <= set(p.inputs)
-            assert p.inputs["wiki"].value == "enwiki"
+            assert (p.inputs["wiki"].value, p.inputs["bot"].value) == ("enwiki", "true")
             def shown() -> bool:
                 p.refresh()  # what the refresher does while the panel is displayed
                 return "data-rows='0'" not in p._table.value and "enwiki" in p._table.value
@@ -520,7 +520,7 @@ def test_panel_shows_changes_and_applies_a_new_filter(tmp_path):
                 p.collector.stop()
     df = streamkit.read(tmp_path / "p")
     assert set(df["wiki"]) == {"enwiki", "dewiki"}
-    assert not df[df["wiki"] == "dewiki"]["bot"].any()
+    assert df[df["wiki"] == "enwiki"]["bot"].all() and not df[df["wiki"] == "dewiki"]["bot"].any()
 
 
 def test_schemas_are_explicit_and_documented():
