@@ -129,7 +129,7 @@ _CHANGE_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
     ("schema", _S, True, "`$schema`: /mediawiki/recentchange/1.0.0, /mediawiki/revision/create/...."),
     ("id", _I, True, "recentchange `id` (rcid)."),
     ("type", _S, True, "recentchange `type`: edit, new, log, categorize or external."),
-    ("namespace", _I, True, "`namespace` (else `page_namespace`); -1 for log events."),
+    ("namespace", _I, True, "`namespace` (else `page_namespace`): 0 articles, 1 talk, 2 user, 6 file, 14 category, -1 special."),
     ("title", _S, True, "Full page name: `title` (else `page_title`)."),
     ("title_url", _S, True, "`title_url`: the page's URL."),
     ("comment", _S, True, "Edit summary (`comment`)."),
