@@ -37,7 +37,9 @@ The dataset
 ``posts/`` holds ``app.bsky.feed.post`` creates and updates, one row per record version:
 key ``(did, collection, rkey, rev)`` (an edit is a new ``rev``). Post deletes, every other
 collection (likes, reposts, follows, blocks, profiles...), identity and account events
-go to ``events/`` (:data:`EVENT_SCHEMA`).
+go to ``events/`` (:data:`EVENT_SCHEMA`): ``kind`` is Jetstream's (``commit``,
+``identity``, ``account``; ``gap`` for a recorded gap), ``event_type`` says more
+(``create:app.bsky.feed.like``, ``delete:app.bsky.feed.post``, ``identity``...).
 
 Examples
 --------
@@ -135,6 +137,7 @@ POST_SCHEMA = pa.schema([
 
 #: The ``events`` table: post deletes, other collections, identity and account events, gaps.
 EVENT_SCHEMA = pa.schema([
+    pa.field("event_type", pa.string(), nullable=False),
     pa.field("kind", pa.string(), nullable=False),
     pa.field("did", pa.string()),
     pa.field("time_us", pa.int64()),
@@ -279,8 +282,31 @@ class _Newest:
         self.time_us = time_us
         self.marks = set(marks)
 
+    def take(self, time_us: int, marks: Iterable[str]) -> None:
+        """Take in the newest time of some events and the identities of those at it."""
+        if self.time_us is None or time_us > self.time_us:
+            self.time_us, self.marks = time_us, set(marks)
+        elif time_us == self.time_us:
+            self.marks |= set(marks)
+
+    def scan(self, messages: Sequence[bytes]) -> None:
+        """Take in messages in any order (every one is parsed)."""
+        top: int | None = None
+        marks: set[str] = set()
+        for m in messages:
+            ident = _identity(m)
+            if ident is None:
+                continue
+            t, digest = ident
+            if top is None or t > top:
+                top, marks = t, {digest}
+            elif t == top:
+                marks.add(digest)
+        if top is not None:
+            self.take(top, marks)
+
     def advance(self, messages: Sequence[bytes]) -> None:
-        """Take in messages (in stream order); cheap: only the newest few are parsed."""
+        """Take in messages of one connection (in time order): only the newest few are parsed."""
         top: int | None = None
         marks: set[str] = set()
         for m in reversed(messages):
@@ -293,13 +319,8 @@ class _Newest:
             if t != top:
                 break
             marks.add(digest)
-        if top is None:
-            return
-        if self.time_us is None or top > self.time_us:
-            # Events in one list are in time order; an older one from a replay is ignored.
-            self.time_us, self.marks = top, marks
-        elif top == self.time_us:
-            self.marks |= marks
+        if top is not None:
+            self.take(top, marks)
 
 
 # -- client-side keyword filter ------------------------------------------------------------
@@ -713,12 +734,20 @@ class JetstreamSource(Source):
         self.host = host
         self.bad_created_at = 0
         self._newest = _Newest()
+        # (the list decode_batch saw, its length, its newest time_us, identities at that time)
+        self._decoded: tuple[int, int, int | None, set[str]] = (0, -1, None, set())
+        self._top: int | None = None
+        self._marks: set[str] = set()
 
     def position(self, messages: Sequence[bytes]) -> Any:
         """``{"host", "time_us", "marks"}``: the newest ``time_us`` so far and the identities
         of the events at exactly that time (None before any event)."""
-        if messages:
-            self._newest.advance(messages)
+        ref, n, top, marks = self._decoded
+        if ref == id(messages) and n == len(messages):  # just decoded: no second parse
+            if top is not None:
+                self._newest.take(top, marks)
+        elif messages:
+            self._newest.scan(messages)
         if self._newest.time_us is None:
             return None
         return {"host": self.host, "time_us": self._newest.time_us, "marks": sorted(self._newest.marks)}
@@ -736,6 +765,8 @@ class JetstreamSource(Source):
         post_index: list[int] = []
         event_index: list[int] = []
         rejected: dict[str, int] = {}
+        self._top = None
+        self._marks = set()
 
         for i, m in enumerate(messages):
             raw = _as_bytes(m)
@@ -749,6 +780,7 @@ class JetstreamSource(Source):
                 event_index.append(i)
             else:
                 rejected[reason] = rejected.get(reason, 0) + 1
+        self._decoded = (id(messages), len(messages), self._top, self._marks)
         return DecodedBatch(
             tweets=posts.table(), events=events.table(), rejected=rejected,
             tweet_index=np.asarray(post_index, dtype=np.int64),
@@ -771,7 +803,7 @@ class JetstreamSource(Source):
         keep = text if keep_raw else None
         kind = e.kind
         if kind == GAP_KIND:
-            events.add(kind="gap", time_us=_int(e.end), time=_int(e.end), received_at=received,
+            events.add(event_type="gap", kind="gap", time_us=_int(e.end), time=_int(e.end), received_at=received,
                        created_at=_int(e.start), detail=_s(e.reason), raw=keep)
             return ""
         if not isinstance(kind, str) or not kind:
@@ -782,6 +814,14 @@ class JetstreamSource(Source):
         t = e.time_us
         if type(t) is not int or not 0 < t < _MAX_US:
             return "missing_time_us"
+        if self._top is None or t >= self._top:  # the resume position (see position())
+            c0 = e.commit
+            parts = (did, kind) + ((c0.collection, c0.rkey, c0.rev, c0.operation) if c0 is not None else ())
+            digest = hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=8).hexdigest()
+            if self._top is None or t > self._top:
+                self._top, self._marks = t, {digest}
+            else:
+                self._marks.add(digest)
         if kind == "commit":
             c = e.commit
             if c is None:
@@ -830,14 +870,15 @@ class JetstreamSource(Source):
                 subject = _subject(other.subject)
                 created = _datetime_us(other.created_at)
                 created_at = created if created is not False else None
-            events.add(kind=kind, did=did, time_us=t, time=t, received_at=received, collection=collection,
+            events.add(event_type=f"{operation}:{collection}", kind=kind, did=did, time_us=t, time=t,
+                       received_at=received, collection=collection,
                        operation=operation, rkey=rkey, rev=rev, cid=_s(c.cid), uri=uri, subject=subject,
                        created_at=created_at, raw=keep)
             return ""
         if kind == "identity":
             ident = _d(e.identity)
             created = _datetime_us(ident.get("time"))
-            events.add(kind=kind, did=did, time_us=t, time=t, received_at=received,
+            events.add(event_type=kind, kind=kind, did=did, time_us=t, time=t, received_at=received,
                        created_at=created if created is not False else None, handle=_s(ident.get("handle")),
                        seq=_int(ident.get("seq")), raw=keep)
             return ""
@@ -845,13 +886,13 @@ class JetstreamSource(Source):
             acct = _d(e.account)
             created = _datetime_us(acct.get("time"))
             active = acct.get("active")
-            events.add(kind=kind, did=did, time_us=t, time=t, received_at=received,
+            events.add(event_type=kind, kind=kind, did=did, time_us=t, time=t, received_at=received,
                        created_at=created if created is not False else None,
                        active=active if isinstance(active, bool) else None, status=_s(acct.get("status")),
                        seq=_int(acct.get("seq")), raw=keep)
             return ""
         # A kind this version does not know: kept, so nothing the service sends is lost.
-        events.add(kind=kind, did=did, time_us=t, time=t, received_at=received, raw=keep)
+        events.add(event_type=kind, kind=kind, did=did, time_us=t, time=t, received_at=received, raw=keep)
         return ""
 
 

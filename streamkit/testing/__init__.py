@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from ._faults import FAULT_KINDS, GARBAGE_KINDS, Fault, FaultPlan
 from ._generate import format_created_at, generate_statuses, snowflake, snowflake_ms
+from ._jetstream import JetstreamServer
 from ._mastodon import MASTODON_TEST_TOKEN, MastodonFault, MastodonServer
 from ._match import StreamFilter, match_status
 from ._server import FILTER_PATH, SAMPLE_PATH, TEST_CREDENTIALS, RequestRecord, StreamServer
@@ -47,6 +48,7 @@ __all__ = [
     "TEST_CREDENTIALS",
     "Fault",
     "FaultPlan",
+    "JetstreamServer",
     "MastodonFault",
     "MastodonServer",
     "RequestRecord",
