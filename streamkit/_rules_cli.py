@@ -143,7 +143,8 @@ def add_rules_command(command: Callable[..., argparse.ArgumentParser]) -> argpar
     action("list", "Print the rules: id, tag and value.", "Print the app's filtered-stream rules.")
     a = action("add", "Add a rule (or several), with an optional tag.",
                "Add rules to the filtered stream; a rule that already exists is left as it is. X checks the "
-               "syntax: an invalid rule is refused with X's reason (exit status 2).")
+               "syntax: an invalid rule is refused with X's reason (exit status 2). A rule that starts with '-' goes "
+               "after '--': streamkit rules add -- '-is:retweet cat'.")
     a.add_argument("values", nargs="+", metavar="VALUE", help="The rule, e.g. 'cat has:images -is:retweet'.")
     a.add_argument("--tag", metavar="TAG", help="A label for the rule, stored in each matching post's matching_rules.")
     a.add_argument("--dry-run", action="store_true", help="Only check the rule with X; add nothing.")

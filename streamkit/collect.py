@@ -542,9 +542,13 @@ class Collector:
 
     @property
     def filter(self) -> dict[str, Any]:
-        """The filter in use (as passed to ``collect`` or ``set_filter``; a source's own options)."""
+        """The filter in use (as passed to ``collect`` or ``set_filter``; a source's own options).
+
+        Credentials among a source's options (``bearer_token``, ``access_token``) show as ``"***"``.
+        """
         if self.source_options:
-            return dict(self.source_options)
+            return {k: "***" if k.endswith(("token", "secret")) and v is not None else v
+                    for k, v in self.source_options.items()}
         return {k: v for k, v in self._filter.items() if v not in (None, False)}
 
     def set_filter(self, **params: Any) -> None:

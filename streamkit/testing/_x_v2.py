@@ -82,6 +82,10 @@ _OPERATORS = {"from", "to", "lang", "is", "has", "url", "retweets_of", "conversa
               "context", "entity", "followers_count", "url_title", "url_description"}
 _DEFAULT_TWEET_FIELDS = ("id", "text", "edit_history_tweet_ids")
 _DEFAULT_USER_FIELDS = ("id", "name", "username")
+_EXPANSION_FIELDS = {"author_id": "author_id", "referenced_tweets.id": "referenced_tweets",
+                     "referenced_tweets.id.author_id": "referenced_tweets", "in_reply_to_user_id": "in_reply_to_user_id",
+                     "attachments.media_keys": "attachments", "geo.place_id": "geo",
+                     "entities.mentions.username": "entities"}
 
 _WORDS = ("the", "a", "new", "today", "why", "how", "data", "open", "we", "just", "love", "think",
           "about", "really", "great", "this", "week", "time", "people", "world", "city", "news",
@@ -771,6 +775,7 @@ class _StreamSession:
         self.tweet_fields = split("tweet.fields")
         self.expansions = set(split("expansions"))
         self.user_fields = split("user.fields")
+        self.expansion_fields = {_EXPANSION_FIELDS[e] for e in self.expansions if e in _EXPANSION_FIELDS}
         self.media_fields = split("media.fields")
         self.place_fields = split("place.fields")
         self.sent_here = 0
@@ -792,7 +797,8 @@ class _StreamSession:
     # -- rendering -----------------------------------------------------------------------
     def _message(self, post: dict[str, Any], rules: list[dict[str, str]] | None) -> bytes:
         tl = self.srv._timeline
-        data = _public(post, self.tweet_fields, _DEFAULT_TWEET_FIELDS)
+        # An expansion brings its field into `data` too, as X does.
+        data = _public(post, [*self.tweet_fields, *self.expansion_fields], _DEFAULT_TWEET_FIELDS)
         includes: dict[str, list[dict[str, Any]]] = {}
         users: dict[str, dict[str, Any]] = {}
         by_id = {u["id"]: u for u in tl.users}
