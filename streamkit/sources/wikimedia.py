@@ -10,14 +10,16 @@ instead, when no id is known. Wikimedia keeps about a week of history.
 
 What the service does, and what this module does about it:
 
-* It closes every connection after about 15 minutes. That close is clean (the chunked body
-  ends properly) and routine: :meth:`WikimediaEndpoint.routine_close` lets the stream
-  reconnect at once, without back-off and without counting an error, when the close was
-  clean *and* the connection had either delivered events or lasted ``routine_close_after``
-  seconds (60 by default). A server that keeps closing at once without sending anything is
-  treated as faulty and backed off from, so a broken proxy cannot make streamkit hammer
-  Wikimedia. (The stream only asks :meth:`routine_close` about clean ends; a cut mid-event
-  or a reset is always a network error.)
+* It closes every connection after about 15 minutes. That close is routine:
+  :meth:`WikimediaEndpoint.routine_close` lets the stream reconnect at once, without back-off
+  and without counting an error, when the connection had lasted ``routine_close_after``
+  seconds (60 by default). A shorter connection that the server ends is a fault and is backed
+  off from: a server that keeps closing at once, or that sends an ``error`` event and ends
+  (what the service does when its Kafka consumer fails), must not make streamkit hammer
+  Wikimedia. Whether a close was clean does not decide it; the duration does. (The stream
+  asks :meth:`routine_close` only about a body that ended cleanly; a cut -- including the
+  15-minute close, if a proxy cuts instead of ending the body -- is a network error with the
+  shortest back-off, 250 ms, and resumes the same way.)
 * It mixes ``canary`` events (``meta.domain == "canary"``) into every stream to prove it is
   alive; they are dropped and counted (``rejected["canary"]``), never stored.
 * Its `User-Agent policy <https://meta.wikimedia.org/wiki/User-Agent_policy>`_ requires a
@@ -575,8 +577,8 @@ class WikimediaEndpoint(Endpoint):
     since : str, optional
         ISO 8601 start time, used only while no event id is known.
     routine_close_after : float, default 60.0
-        A clean close after a connection this long (seconds) is routine even if it
-        delivered nothing (see the module docstring).
+        The server ending a connection this long (seconds) is routine: reconnect at once
+        (see the module docstring).
     """
 
     name: ClassVar[str] = "wikimedia"
@@ -595,7 +597,6 @@ class WikimediaEndpoint(Endpoint):
         self.routine_close_after = float(routine_close_after)
         self.last_event_id: str | None = None
         self.filters: dict[str, Any] = {}  # the decoder's client-side filters, for describe()
-        self._events_this_connection = 0
 
     def dataset_name(self) -> str:
         """The default dataset folder name: ``wikimedia-<streams>``."""
@@ -610,7 +611,6 @@ class WikimediaEndpoint(Endpoint):
 
     def request(self) -> Request:
         """The next connection: resume after the last event seen, else from ``since``."""
-        self._events_this_connection = 0
         headers = {"User-Agent": self.user_agent, "Accept": "text/event-stream"}
         params: dict[str, str] = {}
         if self.last_event_id is not None:
@@ -626,7 +626,6 @@ class WikimediaEndpoint(Endpoint):
 
     def observe(self, messages: Sequence[bytes]) -> None:
         """Keep the id of the newest event for reconnects (only the last block is parsed)."""
-        self._events_this_connection += len(messages)
         for message in reversed(messages):
             event_id = parse_event(message).id
             if event_id:
@@ -637,8 +636,9 @@ class WikimediaEndpoint(Endpoint):
         """Continue after a stored position (``{"last_event_id": ..., "dt": ...}``, or an id).
 
         The stored id is used only if it covers exactly this capture's streams (the service
-        takes the streams from ``Last-Event-ID`` when it is given, so an id of other streams
-        would silently switch streams); otherwise the capture starts from the stored event's
+        consumes only the topics named in ``Last-Event-ID`` and refuses topics of streams not in
+        the URL, so an id of other streams would narrow the capture or fail); otherwise the
+        capture starts from the stored event's
         time with ``since``, and the dataset's dedupe drops the overlap.
         """
         if isinstance(position, str):
@@ -656,8 +656,8 @@ class WikimediaEndpoint(Endpoint):
             self.since = dt
 
     def routine_close(self, seconds_connected: float) -> bool:
-        """A clean close is routine if the connection delivered events or lasted long enough."""
-        return self._events_this_connection > 0 or seconds_connected >= self.routine_close_after
+        """The server ending a connection that lasted ``routine_close_after`` seconds is routine."""
+        return seconds_connected >= self.routine_close_after
 
 
 def _id_covers(event_id: str, streams: Sequence[str]) -> bool:
@@ -840,7 +840,8 @@ def open_source(
         The whole User-Agent instead (default: ``$STREAMKIT_USER_AGENT``, else built
         from ``contact``).
     routine_close_after : float, default 60.0
-        Seconds after which a clean close by the server is routine even without events.
+        The server ending a connection that lasted this long (seconds) is routine (the
+        15-minute close): reconnect at once. Shorter ones are faults and are backed off from.
 
     Raises
     ------

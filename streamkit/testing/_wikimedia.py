@@ -6,8 +6,9 @@ opens with ``:ok``, then ``event: message`` / ``id: [...]`` / ``data: {...}`` ev
 is a JSON array of Kafka positions ``{"topic", "partition", "timestamp"|"offset"}`` (the
 next position of each topic, as KafkaSSE writes it: the last message's + 1).
 
-* A ``Last-Event-ID`` header replays from the positions it names (and, as on the real
-  service, its topics choose the streams); without one, ``?since=`` (ISO 8601 or Unix ms)
+* A ``Last-Event-ID`` header replays from the positions it names (as on the real service,
+  only the topics it names are consumed, and a topic of a stream not in the URL is refused
+  with 404); without one, ``?since=`` (ISO 8601 or Unix ms)
   starts from a time; without either, the stream starts at the newest event.
 * The events come from an endless, deterministic log (the same index always renders the
   same event): realistic recentchange events (edit, new, log, categorize on several wikis,
@@ -113,6 +114,13 @@ _COMMENTS = ["/* History */ fix typo", "Rescuing 1 sources and tagging 0 as dead
 _LOG = [("newusers", "create", "created a new user account"), ("delete", "delete", "deleted page"),
         ("block", "block", "blocked"), ("upload", "upload", "uploaded a file"),
         ("patrol", "patrol", "marked revision as patrolled"), ("move", "move", "moved page")]
+
+
+_FAULT_TEXT = {  # what the service says (routes/stream.js of mediawiki-services-eventstreams)
+    429: ("Too Many Concurrent Connections From Your Client IP",
+          "Your HTTP client is likely opening too many concurrent connections."),
+    503: ("Service Unavailable", "upstream connect error or disconnect/reset before headers"),
+}
 
 
 class WikimediaSentEvent(NamedTuple):
@@ -467,7 +475,8 @@ class WikimediaServer(LoopbackServer):
             self._note_fault(fault, index)
             self._record(req, params, fault.code)
             headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
-            sock.sendall(_http_error(fault.code, REASONS.get(fault.code, "Error"), "injected fault", headers))
+            title, detail = _FAULT_TEXT.get(fault.code, (REASONS.get(fault.code, "Error"), "injected fault"))
+            sock.sendall(_http_error(fault.code, title, detail, headers))
             return
         self._record(req, params, 200)
         sock.settimeout(None)
@@ -490,12 +499,11 @@ class WikimediaServer(LoopbackServer):
                 raise _Refused(403, "Forbidden", UA_REFUSAL)
         names = [s for s in unquote(req.path[len("/v2/stream/"):]).split(",") if s]
         unknown = [s for s in names if s not in STREAMS]
-        if not names or unknown:
-            raise _Refused(404, "Not Found", f"Topics {', '.join(unknown) or '(none)'} are not available for "
-                                             f"consumption. Available: {', '.join(STREAMS)}")
+        if not names or unknown:  # the real service answers 400 here, not 404
+            raise _Refused(400, "Stream Not Found", f"Invalid streams: {','.join(unknown) or '(none)'}")
         last_event_id = req.headers.get("last-event-id")
         if last_event_id is not None:
-            return self._from_id(last_event_id)
+            return self._from_id(last_event_id, names)
         since = (params.get("since") or [None])[-1]
         if since is not None:
             ms = self._since_ms(since)
@@ -514,7 +522,7 @@ class WikimediaServer(LoopbackServer):
             t = t.replace(tzinfo=_dt.timezone.utc)
         return int(t.timestamp() * 1000)
 
-    def _from_id(self, text: str) -> tuple[list[str], dict[str, int]]:
+    def _from_id(self, text: str, allowed: list[str]) -> tuple[list[str], dict[str, int]]:
         try:
             entries = json.loads(text)
             if not isinstance(entries, list) or not entries:
@@ -531,8 +539,9 @@ class WikimediaServer(LoopbackServer):
                 raise _Refused(400, "Bad Request", f"InvalidAssignmentError: bad assignment {e!r}")
             dc, _, kafka_stream = topic.partition(".")
             name = by_stream.get(kafka_stream)
-            if name is None or dc not in (_ACTIVE_DC, _OTHER_DC):
-                raise _Refused(404, "Not Found", f"Topics {topic} are not available for consumption.")
+            if name not in allowed or dc not in (_ACTIVE_DC, _OTHER_DC):
+                raise _Refused(404, "Not Found", f"TopicNotAvailableError: Topics {topic} are not available "
+                                                 "for consumption.")
             if name not in streams:
                 streams.append(name)
             if dc != _ACTIVE_DC:

@@ -30,9 +30,11 @@ LIVE = os.environ.get("STREAMKIT_WIKIMEDIA_LIVE") == "1"
 CONTACT = os.environ.get("STREAMKIT_CONTACT", "you@example.org")   # put your e-mail or project URL here
 
 # The local server keeps a log of realistic events (500 from before it started, then 50 a second)
-# and, like the real service after 15 minutes, closes every connection -- here after 4 seconds.
+# and, like the real service after 15 minutes, closes every connection -- here after 4 seconds,
+# so streamkit is told that 3 seconds is a long connection (its default: 60).
 server = WikimediaServer(rate=50, history=500, close_after=4.0).start()
 base_url = None if LIVE else server.url     # None: https://stream.wikimedia.org
+local = {} if LIVE else {"routine_close_after": 3.0}
 print("streaming from", base_url or "https://stream.wikimedia.org")"""),
     ("md", """## Capture English Wikipedia edits by people
 
@@ -43,7 +45,7 @@ to prove a stream is alive, are dropped."""),
     ("code", """path = "data/wikimedia-enwiki"
 c = streamkit.collect(source="wikimedia", streams=["recentchange"], wiki=["enwiki"], bot=False,
                       since="10m", contact=CONTACT, base_url=base_url, path=path,
-                      flush_seconds=1.0, progress=False)
+                      flush_seconds=1.0, progress=False, **local)
 
 deadline = time.monotonic() + 60
 while c.stats.stored < 20 and time.monotonic() < deadline:
@@ -59,9 +61,9 @@ where it stopped."""),
 panel"""),
     ("md", """## The 15-minute close is routine
 
-The service ends every connection after about 15 minutes. streamkit reconnects at once, sending
-the id of the last event it received as `Last-Event-ID`, so the service resumes right after it:
-no error, no back-off, no gap."""),
+The service ends every connection after about 15 minutes. streamkit reconnects at once when a
+connection that long ends, sending the id of the last event it received as `Last-Event-ID`, so
+the service resumes right after it: no error, no back-off, no gap."""),
     ("code", """deadline = time.monotonic() + 30
 while c.stats.reconnects < 2 and time.monotonic() < deadline and not LIVE:
     time.sleep(0.2)
@@ -92,7 +94,8 @@ streamkit inspect data/wikimedia-enwiki
 ```"""),
     ("code", """before = len(streamkit.read(path))
 again = streamkit.collect(source="wikimedia", streams=["recentchange"], wiki=["enwiki"], bot=False,
-                          contact=CONTACT, base_url=base_url, path=path, flush_seconds=1.0, progress=False)
+                          contact=CONTACT, base_url=base_url, path=path, flush_seconds=1.0, progress=False,
+                          **local)
 deadline = time.monotonic() + 60
 while again.stats.stored < 10 and time.monotonic() < deadline:
     time.sleep(0.2)
