@@ -151,6 +151,14 @@ def test_canary_dropped_and_counted_errors_and_oddities_are_events_or_rejections
     assert batch.tweets.num_rows + batch.events.num_rows + batch.n_rejected == len(messages)
 
 
+def test_what_is_not_bytes_is_rejected_and_str_or_memoryview_is_read():
+    edit = block(fixture("recentchange_edit"))
+    batch = WikimediaSource().decode_batch([7, memoryview(edit), edit.decode("utf-8"), None])
+    assert batch.rejected == {"not_bytes": 2} and batch.tweet_index.tolist() == [1, 2]
+    assert WikimediaSource().position([edit, 7]) == {"last_event_id": fixture("recentchange_edit")["id"],
+                                                     "dt": "2025-04-30T16:24:01Z"}
+
+
 def test_keep_raw_false_and_an_empty_batch():
     batch = WikimediaSource().decode_batch([block(fixture("recentchange_edit")), block(fixture("error"))],
                                            keep_raw=False)

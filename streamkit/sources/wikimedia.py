@@ -299,6 +299,16 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _US = _dt.timedelta(microseconds=1)
 
 
+def _as_bytes(message: Any) -> bytes | None:
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    if isinstance(message, str):
+        return message.encode("utf-8", "surrogatepass")
+    return None
+
+
 def _received(received_at_us: Any, n: int) -> np.ndarray:
     if received_at_us is None:
         now = int(_dt.datetime.now(_dt.timezone.utc).timestamp() * 1_000_000)
@@ -386,9 +396,8 @@ class WikimediaSource(Source):
         items: list[tuple[int, _Event, str, str | None]] = []  # index, event, JSON text, SSE id
         events: list[tuple[int, str, str | None, Any, str | None, str | None, str]] = []
         for i, message in enumerate(messages):
-            try:
-                block = bytes(message) if not isinstance(message, str) else message.encode("utf-8")
-            except (TypeError, ValueError):
+            block = _as_bytes(message)
+            if block is None:
                 rejected["not_bytes"] += 1
                 continue
             ev = parse_event(block)
@@ -545,10 +554,10 @@ class WikimediaSource(Source):
         Canary events count: their ids are positions too.
         """
         for message in reversed(messages):
-            try:
-                ev = parse_event(bytes(message))
-            except (TypeError, ValueError):
+            block = _as_bytes(message)
+            if block is None:
                 continue
+            ev = parse_event(block)
             if not ev.id:
                 continue
             dt = None
