@@ -647,8 +647,8 @@ class WikimediaEndpoint(Endpoint):
         The stored id is used only if it covers exactly this capture's streams (the service
         consumes only the topics named in ``Last-Event-ID`` and refuses topics of streams not in
         the URL, so an id of other streams would narrow the capture or fail); otherwise the
-        capture starts from the stored event's
-        time with ``since``, and the dataset's dedupe drops the overlap.
+        capture starts from the stored event's time with ``since``, and the dataset's dedupe
+        drops the overlap.
         """
         if isinstance(position, str):
             position = {"last_event_id": position}
@@ -663,6 +663,10 @@ class WikimediaEndpoint(Endpoint):
                         ",".join(self.streams), dt)
             self.last_event_id = None
             self.since = dt
+        elif event_id:
+            log.warning("the stored resume position is for other streams than %s and has no time; starting "
+                        "from %s (events since the last capture may be missing)",
+                        ",".join(self.streams), self.since or "the newest event")
 
     def routine_close(self, seconds_connected: float) -> bool:
         """The server ending a connection that lasted ``routine_close_after`` seconds is routine."""
