@@ -511,3 +511,36 @@ def test_cli_help_lists_the_jetstream_options(capsys):
     help_text = capsys.readouterr().out
     for flag in ("--collection", "--did", "--keyword", "--cursor", "--host", "--max-message-size"):
         assert flag in help_text
+
+
+# -- the test server itself speaks Jetstream faithfully -------------------------------------
+
+def read_messages(url: str, n: int) -> list[dict]:
+    from streamkit._websocket import WebSocketFramer, open_websocket
+
+    with open_websocket(url, read_timeout=10) as ws:
+        f, got = WebSocketFramer(), []
+        while len(got) < n:
+            data = ws.recv()
+            assert data, "the server closed early"
+            got += [json.loads(m) for m in f.feed(data)]
+    return got[:n]
+
+
+def test_server_filters_cursor_size_limit_and_bad_parameters():
+    with JetstreamServer(total=1, prefill=600, seed=9, accounts=10) as server:
+        events = server.events
+        did = server.dids[0]
+        cursor = events[100]["time_us"]
+        got = read_messages(f"{server.url}/subscribe?wantedCollections=app.bsky.graph.*&wantedCollections="
+                            f"app.bsky.feed.like&wantedDids={did}&cursor={cursor}", 3)
+        want = [e for e in events[100:] if e["did"] == did and (e["kind"] != "commit" or (
+            e["commit"]["collection"].startswith("app.bsky.graph.") or e["commit"]["collection"] == "app.bsky.feed.like"))]
+        assert got == want[:3]
+        small = read_messages(f"{server.url}/subscribe?maxMessageSizeBytes=300&cursor={cursor}", 20)
+        assert small == [e for e in events[100:] if len(json.dumps(e, separators=(",", ":"),
+                                                                    ensure_ascii=False).encode()) <= 300][:20]
+        with pytest.raises(streamkit.HTTPStatusError, match="HTTP 400.*cursor must be an integer"):
+            read_messages(f"{server.url}/subscribe?cursor=yesterday", 1)
+        with pytest.raises(streamkit.HTTPStatusError, match="HTTP 404"):
+            read_messages(f"{server.url}/firehose", 1)
