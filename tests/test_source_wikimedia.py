@@ -310,12 +310,12 @@ def test_server_refuses_undescriptive_user_agents_and_unknown_streams():
 # -- streaming: routine closes, resume across faults -------------------------------------------
 
 def test_forced_close_reconnects_at_once_without_an_error_or_back_off(tmp_path):
-    # The server closes every 0.8 s (15 minutes on the real service); connections that long are
-    # "long" here. A back-off would wait snooze_time (5 s) at least: three closes in 3 s prove
+    # The server closes every 1 s (15 minutes on the real service); 0.3 s counts as "long" here
+    # (a wide margin: a loaded machine may start the client's clock late). A back-off would wait snooze_time (5 s) at least: three closes in 3 s prove
     # there was none.
-    with WikimediaServer(rate=200, close_after=0.8) as server:
+    with WikimediaServer(rate=200, close_after=1.0) as server:
         with streamkit.collect(source="wikimedia", base_url=server.url, path=tmp_path / "d", user_agent=UA,
-                               routine_close_after=0.5, flush_seconds=0.2, timeout=2.0, snooze_time=5.0,
+                               routine_close_after=0.3, flush_seconds=0.2, timeout=2.0, snooze_time=5.0,
                                retry_time=5.0, progress=False) as c:
             assert wait_until(lambda: server.forced_closes >= 3, timeout=30, interval=0.05)
             assert c.stats.errors == 0 and c.stats.last_error is None
@@ -324,7 +324,7 @@ def test_forced_close_reconnects_at_once_without_an_error_or_back_off(tmp_path):
     assert all(r.status == 200 for r in requests_)
     assert all(r.last_event_id for r in requests_[1:])  # every reconnect resumed
     starts = [r.time for r in requests_[:4]]
-    assert max(b - a for a, b in zip(starts, starts[1:], strict=False)) < 3.0
+    assert max(b - a for a, b in zip(starts, starts[1:], strict=False)) < 4.0
     assert_gapless(server, tmp_path / "d")
 
 
@@ -423,7 +423,6 @@ while True:
 """
 
 
-@pytest.mark.allow_leaks
 def test_sigkill_mid_capture_then_restart_no_gap_no_duplicate(tmp_path):
     path = tmp_path / "crashy"
     with WikimediaServer(rate=300, history=100, seed=11) as server:
