@@ -172,6 +172,23 @@ def test_rules_with_a_refused_token_raise_auth_error_naming_the_variable_not_the
     assert "wrong-token" not in str(info.value) and "Unauthorized" in str(info.value)
 
 
+def test_rate_limited_rules_calls_raise_or_wait_for_the_reset():
+    with XV2Server(rules_limit=2, rules_window=1.5) as server:
+        client = server.client()
+        client.get_rules()
+        client.get_rules()
+        with pytest.raises(streamkit.RateLimited) as info:
+            client.get_rules()
+        assert info.value.status_code == 429 and 0 < info.value.retry_after <= 2.5
+        assert "wait_on_rate_limit=True" in str(info.value)
+        patient = server.client(wait_on_rate_limit=True)
+        started = time.monotonic()
+        assert patient.get_rules().data == []  # waited for x-rate-limit-reset, then it worked
+        assert 0.2 < time.monotonic() - started < 5
+        client.close()
+        patient.close()
+
+
 # -- StreamingClient ---------------------------------------------------------------------------
 
 class Recorder(streamkit.StreamingClient):

@@ -52,6 +52,7 @@ import collections
 import datetime as _dt
 import json
 import logging
+import math
 import random
 import re
 import selectors
@@ -400,6 +401,8 @@ class XV2Server(LoopbackServer):
         Share of posts built to match a stored rule (the rest match by chance, if at all).
     chunk_bytes : int, default 4096
         HTTP chunk size; chunk borders do not follow message borders.
+    rules_limit, rules_window : int, float
+        Rules requests allowed per window of seconds (X: 450 per 15 minutes); more get HTTP 429.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, rate: float = 50.0,
@@ -407,7 +410,8 @@ class XV2Server(LoopbackServer):
                  faults: Iterable[Fault] | None = None,
                  bearer_token: str = TEST_CREDENTIALS["bearer_token"], check_auth: bool = True,
                  rules: Iterable[Any] = (), max_rules: int = 25, max_connections: int | None = None,
-                 match_fraction: float = 0.5, chunk_bytes: int = 4096) -> None:
+                 match_fraction: float = 0.5, chunk_bytes: int = 4096, rules_limit: int = 450,
+                 rules_window: float = 900.0) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         if keepalive_interval <= 0:
@@ -431,7 +435,10 @@ class XV2Server(LoopbackServer):
         self._faults_injected: collections.Counter[str] = collections.Counter()
         self._active = 0
         self._connections: list[dict[str, Any]] = []
-        self._rate_remaining = 450
+        self.rules_limit = rules_limit
+        self.rules_window = rules_window
+        self._rate_remaining = rules_limit
+        self._rate_reset = time.time() + rules_window
         for rule in rules:
             value, tag = (rule, "") if isinstance(rule, str) else (rule[0], rule[1] or "")
             self._store_rule(value, tag, parse_rule(value))
@@ -542,12 +549,17 @@ class XV2Server(LoopbackServer):
                                                 parse_qs(req.query) if req else {}, status))
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
 
-    def _rate_headers(self, limit: int = 450) -> dict[str, str]:
+    def _rate_headers(self) -> tuple[dict[str, str], bool]:
+        """The rules endpoints' ``x-rate-limit-*`` headers, and whether this request is over."""
+        now = time.time()
         with self._lock:
+            if now >= self._rate_reset:
+                self._rate_remaining, self._rate_reset = self.rules_limit, now + self.rules_window
+            over = self._rate_remaining == 0
             self._rate_remaining = max(0, self._rate_remaining - 1)
-            remaining = self._rate_remaining
-        return {"x-rate-limit-limit": str(limit), "x-rate-limit-remaining": str(remaining),
-                "x-rate-limit-reset": str(int(time.time()) + 900)}
+            remaining, reset = self._rate_remaining, self._rate_reset
+        return {"x-rate-limit-limit": str(self.rules_limit), "x-rate-limit-remaining": str(remaining),
+                "x-rate-limit-reset": str(math.ceil(reset))}, over
 
     def _handle(self, sock: socket.socket, index: int) -> None:
         try:
@@ -592,7 +604,11 @@ class XV2Server(LoopbackServer):
 
     def _rules_endpoint(self, sock: socket.socket, req: Request) -> None:
         query = {k: v[-1] for k, v in parse_qs(req.query).items()}
-        headers = self._rate_headers()
+        headers, over = self._rate_headers()
+        if over:
+            self._respond(sock, req, 429, {"title": "Too Many Requests", "detail": "Too Many Requests",
+                                           "type": "about:blank", "status": 429}, headers)
+            return
         if req.method == "GET":
             ids = [x for x in query.get("ids", "").split(",") if x]
             with self._lock:
