@@ -113,7 +113,7 @@ def test_decoder_columns_on_the_documented_shapes(shape):
     assert ev[1]["created_at"].isoformat() == "2022-08-30T23:09:54.070000+00:00"
     assert (ev[0]["stream"] == "public")
     # The position is the newest *new* status seen (an edit's old id does not move it back).
-    assert src.position(messages) == {"instance": "mastodon.social", "stream": "public",
+    assert src.position(messages) == {"instance": "mastodon.social", "stream": "public", "filter": None,
                                       "newest_id": "109331234000000042"}
     assert src.decode_batch(messages[:1], keep_raw=False).tweets.column("raw").null_count == 1
 
@@ -330,7 +330,7 @@ def test_sigkill_mid_capture_then_restart_has_no_gap_and_no_duplicate(tmp_path):
             fills = c._stream.endpoint.fills
         published = server.published()
         streamed_ids = {e["id"] for e in server.sent if e["event"] == "update"}
-        deleted = server.deleted_ids()
+        deleted = server.deleted_ids(at=fills[0]["done"])  # gone when the fill asked
     # The fill starts at the newest id committed: the checkpoint's, or newer once recovery
     # committed what the killed child had logged but not committed.
     assert fills and fills[0]["complete"] and fills[0]["connection"] == 1
@@ -338,7 +338,9 @@ def test_sigkill_mid_capture_then_restart_has_no_gap_and_no_duplicate(tmp_path):
     assert set(published) - streamed_ids  # the stream alone would have left a gap
     df = streamkit.read(path)
     assert set(df["id"]) <= set(published)
-    assert set(published) - set(df["id"]) <= deleted - streamed_ids  # gone before anyone could see them
+    # Nothing lost but statuses deleted before the fill (the killed child may have had them
+    # on the wire, unlogged: nobody can fetch them any more).
+    assert set(published) - set(df["id"]) <= deleted
     keys = stored_keys(path)
     assert len(keys) == len(set(keys))
     assert json.loads((path / "streamkit.json").read_text())["gaps"] == []

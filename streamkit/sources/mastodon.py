@@ -374,7 +374,8 @@ class MastodonEndpoint(Endpoint):
     >>> ep = MastodonEndpoint("http://127.0.0.1:3000", "public:remote")
     >>> ep.request().url, ep.rest_url()
     ('http://127.0.0.1:3000/api/v1/streaming/public/remote', 'http://127.0.0.1:3000/api/v1/timelines/public')
-    >>> ep.resume_from({"instance": "127.0.0.1:3000", "stream": "public:remote", "newest_id": "42"})
+    >>> ep.resume_from({"instance": "127.0.0.1:3000", "stream": "public:remote", "filter": None,
+    ...                 "newest_id": "42"})
     >>> ep.newest_id
     '42'
     """
@@ -465,11 +466,12 @@ class MastodonEndpoint(Endpoint):
         if not isinstance(position, dict) or not isinstance(position.get("newest_id"), str):
             log.warning("ignoring a resume position this source did not write: %r", position)
             return
-        if position.get("instance") != self.instance or position.get("stream", self.stream) != self.stream:
-            log.warning("the dataset was captured from %s %s, not %s %s: not filling from its position",
-                        position.get("instance"), position.get("stream"), self.instance, self.stream)
-            with self._lock:
-                self._gaps.append((None, time.time(), "restarted on another instance or stream"))
+        here = (self.instance, self.stream, self.tag or self.list_id)
+        there = (position.get("instance"), position.get("stream", self.stream), position.get("filter"))
+        if here != there:
+            # Another instance, stream or tag: a new filter starts fresh (nothing was "missed").
+            log.info("the dataset's last capture was %s; this one is %s: starting without a gap fill",
+                     there, here)
             return
         with self._lock:
             self.newest_id = _newer(self.newest_id, position["newest_id"])
@@ -562,7 +564,7 @@ class MastodonEndpoint(Endpoint):
         params["limit"] = "40"
         headers = {**self._token.header(), "Accept": "application/json"}
         out: list[bytes] = []
-        report: dict[str, Any] = {"min_id": min_id, "pages": 0, "statuses": 0, "complete": False, "why": None}
+        report: dict[str, Any] = {"time": time.time(), "min_id": min_id, "pages": 0, "statuses": 0, "complete": False, "why": None}
         newest_created: float | None = None
         deadline = time.monotonic() + 3 * self.gap_fill_timeout
         stream_list = [self.stream] + ([str(self.tag)] if self.tag else [str(self.list_id)] if self.list_id else [])
@@ -618,6 +620,7 @@ class MastodonEndpoint(Endpoint):
             else:
                 report["why"] = f"more than {self.gap_fill_pages} pages of {40} statuses were missed"
         report["covered_until"] = newest_created
+        report["done"] = time.time()
         return out, report
 
 
@@ -656,6 +659,8 @@ class MastodonSource(Source):
         The host the stream comes from (``mastodon.social``); stored in every row.
     stream : str, optional
         The stream name, stored with events and in the resume position.
+    filter : str, optional
+        The stream's tag or list id, stored in the resume position.
     gap_fill : bool, default True
         Whether the endpoint fills gaps from the REST timeline (then reconnects and
         restarts are not recorded as gaps: an unfilled remainder is, by the endpoint).
@@ -673,7 +678,7 @@ class MastodonSource(Source):
     >>> batch.events.column("event_type").to_pylist(), batch.events.column("status_id").to_pylist()
     (['delete'], ['103270115826048975'])
     >>> src.position([b"event: update\\ndata: {\\"id\\": \\"7\\"}"])
-    {'instance': 'mastodon.social', 'stream': None, 'newest_id': '7'}
+    {'instance': 'mastodon.social', 'stream': None, 'filter': None, 'newest_id': '7'}
     """
 
     name: ClassVar[str] = "mastodon"
@@ -685,9 +690,11 @@ class MastodonSource(Source):
     item_schema = STATUS_SCHEMA
     event_schema = EVENT_SCHEMA
 
-    def __init__(self, *, instance: str | None = None, stream: str | None = None, gap_fill: bool = True) -> None:
+    def __init__(self, *, instance: str | None = None, stream: str | None = None, filter: str | None = None,
+                 gap_fill: bool = True) -> None:
         self.instance = instance
         self.stream = stream
+        self.filter = filter
         self.can_replay = bool(gap_fill)  # type: ignore[misc]  # per capture, not per class
         self._newest: str | None = None
 
@@ -699,7 +706,7 @@ class MastodonSource(Source):
                 self._newest = _newer(self._newest, sid)
         if self._newest is None:
             return None
-        return {"instance": self.instance, "stream": self.stream, "newest_id": self._newest}
+        return {"instance": self.instance, "stream": self.stream, "filter": self.filter, "newest_id": self._newest}
 
     def decode_batch(
         self, messages: Sequence[bytes], *, received_at_us: Any = None, keep_raw: bool = True
@@ -1040,7 +1047,7 @@ def open_source(
         raise ConfigError(f"gap_fill_pages must be a positive integer, got {gap_fill_pages!r}")
     endpoint = MastodonEndpoint(base, stream, tag=tag, list_id=list_id, token=clean, transport=transport,
                                 streaming_url=streaming_url, gap_fill=gap_fill, gap_fill_pages=gap_fill_pages)
-    source = MastodonSource(instance=endpoint.instance, stream=stream, gap_fill=gap_fill)
+    source = MastodonSource(instance=endpoint.instance, stream=stream, filter=tag or list_id, gap_fill=gap_fill)
     return endpoint, source
 
 

@@ -314,10 +314,12 @@ class MastodonServer(LoopbackServer):
         return [s["id"] for s, m in zip(tl.statuses, tl.meta, strict=True)
                 if m["offset"] <= now and _matches(m, stream, tag) and s["id"] not in gone]
 
-    def deleted_ids(self) -> set[str]:
-        """Ids deleted so far."""
+    def deleted_ids(self, at: float | None = None) -> set[str]:
+        """Ids deleted so far (or by wall-clock time ``at``)."""
         now = self._now_offset()
         tl = self._timeline
+        if at is not None and tl.t0 is not None:
+            now = at - tl.t0
         return {tl.statuses[i]["id"] for off, kind, i in tl.events
                 if kind == "delete" and now is not None and off <= now}
 
@@ -429,14 +431,16 @@ class MastodonServer(LoopbackServer):
             return _ANSWERED
         return fault
 
-    def _start_clock(self) -> bool:
-        """Count a streaming connection; True for the one that starts the clock."""
+    def _start_clock(self) -> float:
+        """Count a streaming connection; the timeline offset it streams from (0 for the one
+        that starts the clock). Taken before the client hears the answer, so that a REST
+        request the client makes once connected always sees what came before."""
         with self._lock:
             self.connections += 1
             if self._timeline.t0 is None:
                 self._timeline.start(time.time())
-                return True
-            return False
+                return 0.0
+            return time.time() - self._timeline.t0
 
     def _sse(self, sock: socket.socket, req: Request, params: dict[str, list[str]], sub: str, index: int) -> None:
         stream = _SSE_PATHS.get(sub)
@@ -458,13 +462,13 @@ class MastodonServer(LoopbackServer):
         if fault is _ANSWERED:
             return
         self._record(req, 200)
-        first = self._start_clock()
+        start = self._start_clock()
         sock.sendall(sse_response_head() + chunk(b":)\n"))
 
         def send_event(kind: str, payload: str) -> bytes:
             return f"event: {kind}\ndata: {payload}\n\n".encode()
 
-        self._pump(sock, index, first, "sse", stream, tag and tag.lower(), fault,
+        self._pump(sock, index, start, "sse", stream, tag and tag.lower(), fault,
                    lambda kind, payload: chunk(send_event(kind, payload)),
                    lambda: chunk(b":thump\n"))
 
@@ -479,6 +483,7 @@ class MastodonServer(LoopbackServer):
         fault = self._stream_fault(sock, req)
         if fault is _ANSWERED:
             return
+        start = self._start_clock()  # subscribed from the upgrade on (see _start_clock)
         ws = accept_upgrade(sock, req)
         if ws is None:
             self._record(req, 400)
@@ -512,7 +517,6 @@ class MastodonServer(LoopbackServer):
         if stream in _NEEDS_TOKEN and self._check_token(req, params, True):
             ws.send(json.dumps({"error": "Missing access token", "status": 401}))
             return
-        first = self._start_clock()
         with self._lock:
             self.subscriptions.append({"conn": index, "stream": stream, "tag": tag})
         label = [stream] + ([tag.lower()] if tag else [])
@@ -521,15 +525,14 @@ class MastodonServer(LoopbackServer):
             body = {"stream": label, "event": kind, "payload": payload}
             return server_frame(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
 
-        self._pump(sock, index, first, "websocket", stream, tag and tag.lower(), fault, frame,
+        self._pump(sock, index, start, "websocket", stream, tag and tag.lower(), fault, frame,
                    lambda: server_frame(b"", opcode=OP_PING), ws.poll)
 
-    def _pump(self, sock: socket.socket, index: int, first: bool, transport: str, stream: str, tag: str | None,
+    def _pump(self, sock: socket.socket, index: int, start: float, transport: str, stream: str, tag: str | None,
               fault: MastodonFault | None, render: Any, heartbeat: Any, poll: Any = None) -> None:
         """Send the timeline's events from now on, with heartbeats, until closed or a fault."""
         tl = self._timeline
         assert tl.t0 is not None
-        start = 0.0 if first else time.time() - tl.t0  # the first connection sees everything
         j = next((k for k, e in enumerate(tl.events) if e[0] >= start), len(tl.events))
         sent = 0
         next_beat = time.monotonic() + self.heartbeat if self.heartbeat else None
