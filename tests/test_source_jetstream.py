@@ -28,6 +28,7 @@ from streamkit._websocket import OP_TEXT, encode_frame
 from streamkit.cli import main
 from streamkit.sink import read_events
 from streamkit.sources import open_source
+from streamkit.sources._jetstream_decode import _identity
 from streamkit.sources.jetstream import (
     EVENT_SCHEMA,
     POST_SCHEMA,
@@ -282,6 +283,24 @@ def test_replayed_events_are_dropped_also_at_the_same_microsecond():
     # past the overlap everything is new, even out of order
     assert got == [event(200, "c"), event(300, "d"), event(150, "late")]
     assert ep.skipped_replayed == 2
+
+
+def test_an_event_older_than_the_newest_but_never_received_is_kept():
+    ep, _ = open_source("jetstream", base_url="ws://127.0.0.1:1")
+    # the server emitted t=300 before t=250; the connection broke before t=250 arrived
+    ep.observe([event(100, "a"), event(300, "c")])
+    got = ep.framer(1 << 20).feed(frames(event(100, "a"), event(250, "b"), event(300, "c"), event(400, "d")))
+    assert got == [event(250, "b"), event(400, "d")] and ep.skipped_replayed == 2
+
+
+def test_after_a_restart_the_stored_position_and_the_session_both_count():
+    ep, _ = open_source("jetstream", base_url="ws://127.0.0.1:1")
+    _, mark = _identity(event(200, "b"))
+    ep.resume_from({"host": ep.host, "time_us": 200, "marks": [mark]})
+    ep.observe([event(300, "c")])  # received after the restart
+    replay = [event(150, "old"), event(200, "b"), event(200, "b2"), event(300, "c"), event(350, "d")]
+    got = ep.framer(1 << 20).feed(frames(*replay))
+    assert got == [event(200, "b2"), event(350, "d")] and ep.skipped_replayed == 3
 
 
 def test_a_resume_from_another_host_drops_nothing():

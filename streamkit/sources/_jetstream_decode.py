@@ -202,22 +202,6 @@ class _Newest:
         if top is not None:
             self.take(top, marks)
 
-    def advance(self, messages: Sequence[bytes]) -> None:
-        """Take in messages of one connection (in time order): only the newest few are parsed."""
-        top: int | None = None
-        marks: set[str] = set()
-        for m in reversed(messages):
-            ident = _identity(m)
-            if ident is None:
-                continue
-            t, digest = ident
-            if top is None:
-                top = t
-            if t != top:
-                break
-            marks.add(digest)
-        if top is not None:
-            self.take(top, marks)
 
 
 # -- the source (writer side) --------------------------------------------------------------

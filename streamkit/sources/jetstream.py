@@ -24,8 +24,10 @@ Every event carries ``time_us``, and Jetstream replays from a cursor. The endpoi
 the newest ``time_us`` received; a reconnect asks for ``cursor = newest - rewind_seconds``
 (5 s by default, as Jetstream's documentation advises, so that nothing between two
 hosts' clocks falls through) and drops, on the reader thread, the replayed events it
-already has (those older than the newest, and those at exactly the newest time that it
-saw). A restarted capture does the same from the position stored with the last commit.
+already has: exactly those it received in this session (it keeps their ``(time_us,
+identity)`` for the rewind window), so an event the server emitted out of time order is
+not lost. A restarted capture resumes from the position stored with the last commit and
+drops what is older than it, or at its very microsecond with an identity it lists.
 A server whose buffer no longer reaches back to the cursor replays from its oldest
 event instead (the public hosts keep a few days): when the first event after a cursor
 is more than ``clamp_seconds`` newer than the cursor, the span is recorded as a ``gap``
@@ -59,6 +61,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -187,13 +190,13 @@ class _JetstreamFramer:
     already received are dropped, posts not matching ``track`` are dropped, and a cursor
     the server could not honour is reported."""
 
-    def __init__(self, endpoint: JetstreamEndpoint, inner: Any, floor: _Newest | None,
+    def __init__(self, endpoint: JetstreamEndpoint, inner: Any, replay: _Replay | None,
                  cursor: int | None) -> None:
         self._ep = endpoint
         self._inner = inner
         self.stats = inner.stats
         self.outgoing = inner.outgoing
-        self._floor = floor
+        self._replay = replay
         self._cursor = cursor
         self._first = cursor is not None and endpoint.clamp_seconds is not None
 
@@ -215,7 +218,7 @@ class _JetstreamFramer:
         out: list[bytes] = messages
         if self._first:
             out = self._check_clamp(out)
-        if self._floor is not None:
+        if self._replay is not None:
             out = self._drop_replayed(out)
         matcher = self._ep.matcher
         if matcher is not None and out:
@@ -239,24 +242,46 @@ class _JetstreamFramer:
         return messages
 
     def _drop_replayed(self, messages: list[bytes]) -> list[bytes]:
-        floor = self._floor
-        assert floor is not None and floor.time_us is not None
+        replay = self._replay
+        assert replay is not None
         kept: list[bytes] = []
         for i, m in enumerate(messages):
             ident = _identity(m)
             if ident is None:
                 kept.append(m)  # not ours to judge: the decoder counts it
                 continue
-            t, digest = ident
-            if t < floor.time_us or (t == floor.time_us and digest in floor.marks):
-                self._ep.skipped_replayed += 1
-                continue
-            kept.append(m)
-            if t > floor.time_us:  # past the overlap: the rest is new
-                self._floor = None
-                kept.extend(messages[i + 1:])
+            if ident[0] > replay.until:  # past the overlap: the rest is new
+                self._replay = None
+                kept.extend(messages[i:])
                 break
+            if replay.seen(ident):
+                self._ep.skipped_replayed += 1
+            else:
+                kept.append(m)
         return kept
+
+
+class _Replay:
+    """What a new connection's replay may resend: events up to ``until``, known either
+    exactly (``window``: this session's recent ``(time_us, identity)`` pairs) or, for what a
+    previous run received, by the stored position (older than it, or at its time with a
+    known identity)."""
+
+    __slots__ = ("floor", "until", "window")
+
+    def __init__(self, until: int, window: frozenset[tuple[int, str]], floor: _Newest | None) -> None:
+        self.until = until
+        self.window = window
+        self.floor = floor
+
+    def seen(self, ident: tuple[int, str]) -> bool:
+        if ident in self.window:
+            return True
+        floor = self.floor
+        if floor is None or floor.time_us is None:
+            return False
+        t, digest = ident
+        return t < floor.time_us or (t == floor.time_us and digest in floor.marks)
 
 
 def _keep_for_track(message: bytes, matcher: TrackMatcher) -> bool:
@@ -321,20 +346,24 @@ class JetstreamEndpoint(Endpoint):
         # Silence is normal on a stream of a few accounts: no clamp check there.
         self.clamp_seconds = None if self.dids else clamp_seconds
         self._lock = threading.Lock()
-        self._newest = _Newest()
-        self._newest_host: str | None = None  # where the newest time_us came from
+        self._newest: int | None = None  # newest time_us received (or resumed from)
+        # This session's events within the rewind window (what a reconnect replays), and
+        # the position a restarted capture resumed from (same host only).
+        self._recent: deque[tuple[int, str]] = deque()
+        self._recent_set: set[tuple[int, str]] = set()
+        self._resumed: _Newest | None = None
         self.skipped_replayed = 0
         self.skipped_track = 0
         self.gaps: list[tuple[int, int, float]] = []
 
     @property
     def newest_time_us(self) -> int | None:
-        return self._newest.time_us
+        return self._newest
 
     def next_cursor(self) -> int | None:
         """The ``cursor`` of the next connection (None: the live tail)."""
         with self._lock:
-            newest = self._newest.time_us
+            newest = self._newest
         if newest is not None:
             return max(1, newest - self.rewind_us)
         return self.cursor
@@ -357,17 +386,28 @@ class JetstreamEndpoint(Endpoint):
         from .._websocket import WebSocketFramer
 
         with self._lock:
-            same_host = self._newest_host == self.host
-            floor = _Newest(self._newest.time_us, self._newest.marks) if (
-                self._newest.time_us is not None and same_host) else None
-        return _JetstreamFramer(self, WebSocketFramer(max_message_bytes), floor, self.next_cursor())
+            replay = None
+            if self._newest is not None:
+                replay = _Replay(self._newest, frozenset(self._recent_set), self._resumed)
+        return _JetstreamFramer(self, WebSocketFramer(max_message_bytes), replay, self.next_cursor())
 
     def observe(self, messages: Sequence[bytes]) -> None:
+        keep = self.rewind_us + 2_000_000  # the window a reconnect replays, and some slack
         with self._lock:
-            before = self._newest.time_us
-            self._newest.advance(messages)
-            if self._newest.time_us != before:
-                self._newest_host = self.host
+            recent, seen = self._recent, self._recent_set
+            newest = self._newest
+            for m in messages:
+                ident = _identity(m)
+                if ident is None:
+                    continue
+                recent.append(ident)
+                seen.add(ident)
+                if newest is None or ident[0] > newest:
+                    newest = ident[0]
+            self._newest = newest
+            if newest is not None:
+                while recent and recent[0][0] < newest - keep:
+                    seen.discard(recent.popleft())
 
     def resume_from(self, position: Any) -> None:
         """Continue from a stored position ``{"host", "time_us", "marks"}`` (see
@@ -376,11 +416,12 @@ class JetstreamEndpoint(Endpoint):
         if type(t) is not int or t <= 0:
             log.warning("ignoring a resume position this source did not write: %r", position)
             return
-        marks = position.get("marks") or []
+        marks = [m for m in position.get("marks") or [] if isinstance(m, str)]
         with self._lock:
-            if self._newest.time_us is None or t > self._newest.time_us:
-                self._newest = _Newest(t, [m for m in marks if isinstance(m, str)])
-                self._newest_host = position.get("host")
+            if self._newest is None or t > self._newest:
+                self._newest = t
+            if position.get("host") == self.host:
+                self._resumed = _Newest(t, marks)
         if position.get("host") != self.host:
             log.info("resuming a capture made from %s on %s: cursor times are close but not equal "
                      "across hosts, so a few events may be stored twice in the events table",
