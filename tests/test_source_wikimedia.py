@@ -317,9 +317,9 @@ def test_forced_close_reconnects_at_once_without_an_error_or_back_off(tmp_path):
         with streamkit.collect(source="wikimedia", base_url=server.url, path=tmp_path / "d", user_agent=UA,
                                routine_close_after=0.3, flush_seconds=0.2, timeout=2.0, snooze_time=5.0,
                                retry_time=5.0, progress=False) as c:
-            assert wait_until(lambda: server.forced_closes >= 3, timeout=30, interval=0.05)
+            assert wait_until(lambda: server.forced_closes >= 3 and c.stats.reconnects >= 3, timeout=30,
+                              interval=0.05), (server.forced_closes, c.stats)
             assert c.stats.errors == 0 and c.stats.last_error is None
-            assert c.stats.reconnects >= 3
         requests_ = server.requests
     assert all(r.status == 200 for r in requests_)
     assert all(r.last_event_id for r in requests_[1:])  # every reconnect resumed
