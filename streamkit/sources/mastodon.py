@@ -348,7 +348,7 @@ class _SSEHeartbeats:
         self.stats = self._framer.stats
 
     def feed(self, data: bytes) -> list[bytes]:
-        beats = data.count(b":thump")
+        beats = data.count(b":thump\n")  # cannot occur inside a data line: JSON escapes line breaks
         if beats:
             self.stats.keepalives += beats
         return self._framer.feed(data)
@@ -476,6 +476,34 @@ class MastodonEndpoint(Endpoint):
         with self._lock:
             self.newest_id = _newer(self.newest_id, position["newest_id"])
             self._resumed = True
+
+    def http_error_help(self, status_code: int) -> str | None:
+        """What an HTTP error from this instance means and what to do (None: the generic text).
+
+        Not yet consulted by :class:`streamkit.Stream` (whose texts are Twitter's); see the
+        module notes.
+
+        Examples
+        --------
+        >>> MastodonEndpoint("https://mastodon.social", "public").http_error_help(401)[:43]
+        'the instance wants a user access token for '
+        """
+        if status_code in (401, 403):
+            if not self._token:
+                return (f"the instance wants a user access token for the {self.stream} stream: set {TOKEN_ENV} "
+                        "(or token=) to a token with the read scope from this instance (Preferences > "
+                        "Development > New application)")
+            return (f"the instance refused the access token (invalid, revoked, or without the read scope): "
+                    f"check {TOKEN_ENV} or token= (the token is not shown here)")
+        if status_code in (301, 302, 307, 308):
+            return ("the instance redirects its streaming API to another host: pass "
+                    "streaming_url=discover_streaming_url(instance) (--streaming-url)")
+        if status_code in (400, 404):
+            return (f"no such stream here: check the instance URL, the stream {self.stream!r} and its "
+                    "tag/list id, and whether streaming is served by another host (streaming_url=)")
+        if status_code == 429:
+            return "rate limited by the instance (see its X-RateLimit-Reset); backing off"
+        return None
 
     def describe(self) -> dict[str, Any]:
         """The filter as the manifest records it (never the token)."""
