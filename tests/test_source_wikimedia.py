@@ -340,6 +340,21 @@ def test_a_short_connection_the_server_ends_is_a_fault(tmp_path):
     assert_gapless(server, tmp_path / "d")
 
 
+@pytest.mark.parametrize("keepalive", [0.2, None])
+def test_comment_keepalives_hold_a_silent_stream_open(tmp_path, keepalive):
+    # 60 events exist, then the log stops: only ":" comments (if any) keep the connection alive.
+    with WikimediaServer(rate=500, history=60, max_events=60, keepalive_interval=keepalive) as server:
+        with streamkit.collect(source="wikimedia", base_url=server.url, path=tmp_path / "d", since="0",
+                               user_agent=UA, **{**FAST, "timeout": 0.8}) as c:
+            assert c.wait_for(stored=len(server.expected_ids(["recentchange"], 0, 59)), timeout=30)
+            time.sleep(2.0)
+            stalls = c.stats.stalls
+    if keepalive:
+        assert stalls == 0 and len(server.requests) == 1
+    else:  # the control: without keep-alives the same silence is a stall, and a reconnect
+        assert stalls >= 1 and server.requests[-1].last_event_id
+
+
 def test_last_event_id_resume_across_faults_no_duplicates_no_gaps(tmp_path):
     faults = [Fault.cut(after=40), Fault.http(503), Fault.stall(after=25, seconds=2.0),
               Fault.http(429, retry_after=0.1), Fault.disconnect(after=30), Fault.garbage(after=10),
