@@ -139,11 +139,12 @@ def test_options_are_checked_before_connecting(monkeypatch):
 
 @pytest.mark.parametrize("transport", ["sse", "websocket"])
 def test_collect_fills_the_reconnect_gap_from_the_rest_timeline(tmp_path, transport):
-    # A cut mid-event, then a 503: the stream misses ~0.4 s of statuses; the REST fill brings them.
-    faults = [MastodonFault.cut(after=30), MastodonFault.http(503)]
+    # A cut mid-event, then a 503 (SSE) or a 429 with X-RateLimit headers (WebSocket): the
+    # stream misses ~0.4 s of statuses; the REST fill brings them.
+    faults = [MastodonFault.cut(after=30), MastodonFault.http(503 if transport == "sse" else 429)]
     path = tmp_path / "d"
     with MastodonServer(statuses=240, rate=120, faults=faults, heartbeat=0.3) as server:
-        options = dict(FAST, retry_time=0.4)
+        options = dict(FAST, retry_time=0.4, retry_420=0.4)
         with streamkit.collect(source="mastodon", base_url=server.url, stream="hashtag", tag="python",
                                token=TOKEN, transport=transport, path=path, flush_seconds=0.2, **options) as c:
             wait_done(server, c)
@@ -164,6 +165,7 @@ def test_collect_fills_the_reconnect_gap_from_the_rest_timeline(tmp_path, transp
     assert missed and missed <= served  # the stream really missed some; the REST fill had them
     assert [p for p, _q, s in requests if p.startswith("/api/v1/timelines/")] == ["/api/v1/timelines/tag/python"] * len(
         [1 for p, _q, _s in requests if p.startswith("/api/v1/timelines/")])
+    assert [s for _p, _q, s in requests if s not in (200, 101)] == [503 if transport == "sse" else 429]
     manifest = json.loads((path / "streamkit.json").read_text())
     assert manifest["source_name"] == "mastodon" and manifest["items"] == "statuses"
     assert manifest["gaps"] == []  # filled, so nothing is recorded as missing
