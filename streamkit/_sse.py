@@ -137,7 +137,9 @@ class SSEFramer:
     ``feed`` returns one ``bytes`` per dispatched event: its field lines as received,
     line ends normalised to ``\\n``, comment lines left out, without the blank line
     that ends it. Only blocks with at least one ``data`` line are returned (the
-    standard dispatches nothing else). A UTF-8 BOM at the very start of the stream is
+    standard dispatches nothing else; a block with only an ``id`` line, which moves a
+    browser's last event ID without an event, is counted as a keep-alive and its id is
+    not seen -- Wikimedia and Mastodon never send one). A UTF-8 BOM at the very start of the stream is
     skipped. A CRLF split between two ``feed`` calls is one line end, not two.
     :meth:`reset` forgets a partial event (the stream does so when a connection breaks:
     the standard discards an event the stream ended in the middle of).
