@@ -935,6 +935,14 @@ def discover_streaming_url(instance: str, *, token: str | None = None, timeout: 
     ------
     HTTPStatusError
         When the instance does not answer the request.
+
+    Examples
+    --------
+    >>> from streamkit.testing import MastodonServer
+    >>> with MastodonServer() as server:
+    ...     found = discover_streaming_url(server.url)
+    >>> found == server.url
+    True
     """
     import requests
 

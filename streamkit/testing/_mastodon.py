@@ -12,7 +12,8 @@ deletes, on a clock that starts with the first streaming connection. It serves
   messages, events as ``{"stream": [...], "event": ..., "payload": "<JSON>"}``, pings;
 * ``GET /api/v1/timelines/{public,tag/:tag,home,list/:id}`` with ``max_id``,
   ``since_id``, ``min_id``, ``limit`` (max 40) and ``Link`` headers;
-* ``GET /api/v1/streaming/health``.
+* ``GET /api/v1/streaming/health`` and ``GET /api/v2/instance`` (with
+  ``configuration.urls.streaming``).
 
 Bearer tokens are checked (401 with Mastodon's ``{"error": "..."}`` body). Faults
 (:class:`MastodonFault`) break streaming connections the way a real instance does: a cut
@@ -412,6 +413,11 @@ class MastodonServer(LoopbackServer):
             self._sse(sock, req, params, path[len("/api/v1/streaming/"):], index)
         elif path.startswith("/api/v1/timelines/"):
             self._rest(sock, req, params, path[len("/api/v1/timelines/"):])
+        elif path == "/api/v2/instance":
+            self._record(req, 200)
+            sock.sendall(_json_response(200, {
+                "domain": self._timeline.domain, "title": "streamkit test instance", "version": "4.3.0",
+                "configuration": {"urls": {"streaming": self.url.replace("http://", "ws://")}}}))
         else:
             self._record(req, 404)
             sock.sendall(_json_response(404, {"error": "Record not found"}))
