@@ -121,7 +121,7 @@ class _V2Model(Model):
 
     def __getattr__(self, name: str) -> Any:
         value = super().__getattr__(name)
-        if (name == "id" or name.endswith("_id")) and isinstance(value, str) and value.isdigit():
+        if (name == "id" or name.endswith("_id")) and isinstance(value, str) and value.isascii() and value.isdigit():
             return int(value)
         if name == "created_at" and isinstance(value, str):
             return _iso_time(value) or value
@@ -534,7 +534,7 @@ class StreamingClient(StreamListener):
                     raise ConfigError(f"{item!r} has neither an id nor a value to delete it by")
             elif isinstance(item, int) and not isinstance(item, bool):
                 by_id.append(str(item))
-            elif isinstance(item, str) and item.strip().isdigit():
+            elif isinstance(item, str) and item.strip().isascii() and item.strip().isdigit():
                 by_id.append(item.strip())
             elif isinstance(item, str) and item.strip():
                 by_value.append(item)

@@ -629,7 +629,7 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**63 else None
-    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         n = int(value)
         return n if n < 2**63 else None
     return None
