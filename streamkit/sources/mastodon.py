@@ -566,6 +566,7 @@ class MastodonEndpoint(Endpoint):
         messages, report = self._fetch_since(since)
         report["connection"] = self._connections
         self.fills.append(report)
+        del self.fills[:-100]  # the latest fills; a capture of weeks reconnects many times
         if report["complete"]:
             log.info("filled the gap after reconnecting: %d statuses from the REST timeline", len(messages))
         else:
