@@ -21,7 +21,7 @@ from streamkit.sources.x_v2 import X_EVENT_SCHEMA, X_TWEET_SCHEMA, XV2Framer, XV
 FIXTURES = Path(__file__).parent / "fixtures"
 MESSAGES = [json.loads((FIXTURES / n).read_text("utf-8"))
             for n in ("x_v2_filtered_tweet.json", "x_v2_retweet.json", "x_v2_operational_disconnect.json")]
-ODD = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False),
+ODD = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False, allow_infinity=False),
                 st.text(max_size=8), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
 JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=10)),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -74,12 +74,16 @@ def mutated(draw):
 @given(st.lists(st.one_of(mutated(), JSON), min_size=1, max_size=8))
 def test_decoding_never_raises_and_each_identified_post_is_one_row(objs):
     raws = [json.dumps(o).encode() for o in objs]
+    # a typed field of the wrong type stops msgspec before it meets the broken JSON behind it
+    raws.append(b'{"includes": false, "data": {"id": "7"}, "x": Infinity}')
     batch = XV2Source().decode_batch(raws, received_at_us=0)
+    assert batch.rejected.get("malformed_json", 0) >= 1
+    raws.pop()
     assert batch.tweets.schema == X_TWEET_SCHEMA and batch.events.schema == X_EVENT_SCHEMA
     ids = [i for i in (_id(o["data"].get("id")) for o in objs
                        if isinstance(o, dict) and isinstance(o.get("data"), dict)) if i is not None]
     assert batch.tweets.column("id").to_pylist() == ids
-    assert batch.tweets.num_rows + batch.events.num_rows + batch.n_rejected == len(raws)
+    assert batch.tweets.num_rows + batch.events.num_rows + batch.n_rejected == len(raws) + 1
 
 
 @settings(max_examples=300, deadline=None)

@@ -858,8 +858,12 @@ class XV2Source(Source):
             except msgspec.DecodeError:
                 reject("malformed_json")
                 continue
-            if m is None:  # valid JSON, unexpected shape somewhere: keep what fits
-                obj = _untyped.decode(raw)
+            if m is None:  # an unexpected shape somewhere: keep what fits, if it is JSON at all
+                try:
+                    obj = _untyped.decode(raw)
+                except msgspec.DecodeError:
+                    reject("malformed_json")
+                    continue
                 if not isinstance(obj, dict):
                     reject("not_an_object")
                     continue
