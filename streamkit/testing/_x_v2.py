@@ -221,6 +221,7 @@ class _Timeline:
         self.match_fraction = match_fraction
         self.t0 = time.time()
         self.posts: list[dict[str, Any]] = []
+        self.by_id: dict[str, dict[str, Any]] = {}
         rng = random.Random(seed)
         self.users = [self._user(rng, i) for i in range(40)]
         self._by_name = {u["username"].lower(): u for u in self.users}
@@ -253,7 +254,9 @@ class _Timeline:
 
     def advance(self, now: float, rules: list[tuple[str, str, list]]) -> None:
         for i in range(len(self.posts), self.due(now)):
-            self.posts.append(self._post(i, rules))
+            post = self._post(i, rules)
+            self.posts.append(post)
+            self.by_id[post["id"]] = post
 
     def _post(self, i: int, rules: list[tuple[str, str, list]]) -> dict[str, Any]:
         rng = random.Random(self.seed * 1_000_003 + i)
@@ -818,8 +821,7 @@ class _StreamSession:
         includes: dict[str, list[dict[str, Any]]] = {}
         users: dict[str, dict[str, Any]] = {}
         by_id = {u["id"]: u for u in tl.users}
-        refs = {r["id"]: None for r in post.get("referenced_tweets", [])}
-        ref_posts = [p for p in tl.posts[-2000:] if p["id"] in refs] if refs else []
+        ref_posts = [tl.by_id[r["id"]] for r in post.get("referenced_tweets", []) if r["id"] in tl.by_id]
         if "author_id" in self.expansions:
             users[post["author_id"]] = by_id[post["author_id"]]
         if "in_reply_to_user_id" in self.expansions and post.get("in_reply_to_user_id") in by_id:
