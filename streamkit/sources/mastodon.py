@@ -69,6 +69,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from .. import _http
 from .._exceptions import ConfigError, HTTPStatusError
 from .base import Endpoint, Request, Source
 
@@ -404,12 +405,13 @@ class MastodonEndpoint(Endpoint):
         self.tag = tag
         self.list_id = list_id
         self._token = _Token(token)
-        self.transport = "websocket" if transport == "websocket" else "http"
+        # Per capture, not per class (the base declares them ClassVars): SSE or WebSocket.
+        self.transport = "websocket" if transport == "websocket" else "http"  # type: ignore[misc]
         self.streaming_url = (streaming_url or self.instance_url).rstrip("/")
         self.fill_enabled = bool(gap_fill)
         self.gap_fill_pages = int(gap_fill_pages)
         self.gap_fill_timeout = float(gap_fill_timeout)
-        self.stall_timeout = stall_timeout or (4 * HEARTBEAT_SECONDS if self.transport == "http" else 90.0)
+        self.stall_timeout = stall_timeout or (4 * HEARTBEAT_SECONDS if self.transport == "http" else 90.0)  # type: ignore[misc]
         self._lock = threading.Lock()
         self.newest_id: str | None = None  # newest status id received (or resumed from)
         self._last_time: float | None = None  # when the newest message arrived
@@ -586,8 +588,6 @@ class MastodonEndpoint(Endpoint):
     def _fetch_since(self, min_id: str) -> tuple[list[bytes], dict[str, Any]]:
         import requests
 
-        from .. import _http
-
         url = self.rest_url()
         params = dict(self.spec.rest_params)
         params["limit"] = "40"
@@ -618,7 +618,7 @@ class MastodonEndpoint(Endpoint):
                         break
                     try:
                         page = _decode_any(resp.content)
-                    except (msgspec.DecodeError, _http.NETWORK_ERRORS) as exc:
+                    except _PAGE_ERRORS as exc:
                         report["why"] = f"unreadable timeline page from {url}: {exc}"
                         break
                     link = resp.headers.get("Link", "")
@@ -651,6 +651,9 @@ class MastodonEndpoint(Endpoint):
         report["covered_until"] = newest_created
         report["done"] = time.time()
         return out, report
+
+
+_PAGE_ERRORS: tuple[type[BaseException], ...] = (msgspec.DecodeError, *_http.NETWORK_ERRORS)
 
 
 def _prev_min_id(link: str) -> str | None:
@@ -947,7 +950,6 @@ def discover_streaming_url(instance: str, *, token: str | None = None, timeout: 
     """
     import requests
 
-    from .. import _http
 
     base = _check_instance(instance)
     headers = _Token(token).header()
@@ -971,8 +973,6 @@ def discover_streaming_url(instance: str, *, token: str | None = None, timeout: 
 # -- options -------------------------------------------------------------------------------
 
 def _check_instance(url: Any, what: str = "instance") -> str:
-    from .. import _http
-
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"{what} must be a Mastodon instance URL such as 'https://mastodon.social', got {url!r}")
     url = url.strip()

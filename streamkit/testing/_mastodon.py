@@ -173,7 +173,7 @@ class _Timeline:
                          "url": f"https://{self.domain}/@{m_user}", "acct": m_user}]
             mention_html = (f'<span class="h-card"><a href="https://{self.domain}/@{m_user}" '
                             f'class="u-url mention">@<span>{m_user}</span></a></span> ')
-        media = []
+        media: list[dict[str, Any]] = []
         if rng.random() < 0.15:
             kind = rng.choice(["image", "image", "video", "gifv"])
             media = [{"id": str(22345792 + i), "type": kind,
@@ -217,6 +217,11 @@ class _Timeline:
 def _iso(seconds: float) -> str:
     t = time.gmtime(seconds)
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{int(seconds * 1000) % 1000:03d}Z"
+
+
+def _first(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    return values[0] if values else None
 
 
 def _matches(meta: dict[str, Any], stream: str, tag: str | None) -> bool:
@@ -380,7 +385,7 @@ class MastodonServer(LoopbackServer):
             return None
         auth = req.headers.get("authorization", "")
         given = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        given = given or (params.get("access_token") or [None])[0] or req.headers.get("sec-websocket-protocol")
+        given = given or _first(params, "access_token") or req.headers.get("sec-websocket-protocol")
         if given is None:
             return "Missing access token" if needs or not self.public_without_token else None
         return None if given == self.token else "Invalid access token"
@@ -457,11 +462,11 @@ class MastodonServer(LoopbackServer):
         if denied:
             self._refuse(sock, req, 401, denied)
             return
-        tag = (params.get("tag") or [None])[0]
+        tag = _first(params, "tag")
         if stream.startswith("hashtag") and not tag:
             self._refuse(sock, req, 400, "No tag for stream provided")
             return
-        if stream == "list" and (params.get("list") or [None])[0] not in _LIST_IDS:
+        if stream == "list" and _first(params, "list") not in _LIST_IDS:
             self._refuse(sock, req, 404, "Record not found")
             return
         fault = self._stream_fault(sock, req)
@@ -496,9 +501,9 @@ class MastodonServer(LoopbackServer):
             return
         self._record(req, 101)
         # Subscriptions: the query (?stream=...) or the first subscribe message.
-        stream = (params.get("stream") or [None])[0]
-        tag = (params.get("tag") or [None])[0]
-        list_id = (params.get("list") or [None])[0]
+        stream = _first(params, "stream")
+        tag = _first(params, "tag")
+        list_id = _first(params, "list")
         if stream is None:
             deadline = time.monotonic() + 10.0
             while not ws.received and time.monotonic() < deadline and not self._stop_event.is_set():
@@ -514,7 +519,7 @@ class MastodonServer(LoopbackServer):
                 ws.send(json.dumps({"error": "Unknown type", "status": 400}))
                 return
             stream, tag, list_id = sub.get("stream"), sub.get("tag"), sub.get("list")
-        if stream not in _SSE_PATHS.values():
+        if not isinstance(stream, str) or stream not in _SSE_PATHS.values():
             ws.send(json.dumps({"error": "Unknown stream type", "status": 400}))
             return
         if stream == "list" and str(list_id) not in _LIST_IDS:
