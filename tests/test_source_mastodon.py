@@ -373,3 +373,28 @@ def test_cli_collect_and_inspect(tmp_path, monkeypatch, capsys):
     assert main(["collect", "--source", "mastodon", "--help"]) == 0
     helptext = capsys.readouterr().out
     assert "--instance" in helptext and "--tag" in helptext and TOKEN_ENV in helptext
+
+
+def test_without_gap_fill_reconnects_are_recorded_as_gaps(tmp_path):
+    faults = [MastodonFault.cut(after=10), MastodonFault.http(503)]
+    with MastodonServer(statuses=80, rate=100, faults=faults) as server:
+        ep, src = open_source("mastodon", base_url=server.url, stream="public", token=TOKEN, gap_fill=False)
+        assert src.can_replay is False
+        with streamkit.collect(endpoint=ep, decoder=src, path=tmp_path / "d", flush_seconds=0.2,
+                               **dict(FAST, retry_time=0.3)) as c:
+            wait_done(server, c)
+        assert not [p for p, _q, _s in server.requests if p.startswith("/api/v1/timelines/")]
+    manifest = json.loads((tmp_path / "d" / "streamkit.json").read_text())
+    assert [g["reason"] for g in manifest["gaps"]] == ["reconnected"]  # collect's own record
+    events = streamkit.read_events(tmp_path / "d")
+    assert json.loads(events[events["event_type"] == "gap"]["detail"].iloc[0])["reason"] == "gap fill disabled"
+
+
+def test_resume_position_of_another_filter_starts_fresh():
+    ep, _ = open_source("mastodon", instance="https://mastodon.social", stream="hashtag", tag="rust", token="t")
+    ep.resume_from({"instance": "mastodon.social", "stream": "hashtag", "filter": "python", "newest_id": "99"})
+    assert ep.newest_id is None and ep.gap_fill() == []  # the first connection of a new filter: nothing to fill
+    ep.resume_from({"instance": "mastodon.social", "stream": "hashtag", "filter": "rust", "newest_id": "99"})
+    assert ep.newest_id == "99"
+    ep.resume_from(["not", "ours"])
+    assert ep.newest_id == "99"
