@@ -270,7 +270,7 @@ def test_threaded_disconnect_is_prompt_on_a_silent_stream_and_mid_backoff():
         assert wait_until(lambda: "connect" in client.events, timeout=10, interval=0.02)
         started = time.monotonic()
         client.disconnect()
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 3.0
         assert not client.running and not client.thread.is_alive()
         # again, this time while backing off after HTTP 503 (retry_time 30 s)
         slow = Recorder(server.bearer_token, base_url=server.url, retry_time=30.0)
@@ -278,7 +278,7 @@ def test_threaded_disconnect_is_prompt_on_a_silent_stream_and_mid_backoff():
         assert wait_until(lambda: 503 in slow.events, timeout=10, interval=0.02)
         started = time.monotonic()
         slow.disconnect()
-        assert time.monotonic() - started < 2.0 and not slow.running
+        assert time.monotonic() - started < 3.0 and not slow.running
     assert client.events.count("disconnect") == slow.events.count("disconnect") == 1
 
 
@@ -293,8 +293,8 @@ def test_429_backs_off_from_retry_420_and_the_default_is_60_s():
     statuses = [r.status for r in server.requests if r.path.endswith("/stream")]
     assert statuses[:3] == [429, 429, 200] and client.events[:2] == [429, 429]
     # first wait retry_420, then doubled: exponential from the 429 policy's start, not 5 s or 0.25 s
-    assert 0.4 * 0.9 <= times[1] - times[0] < 0.4 * 2.5
-    assert 0.8 * 0.9 <= times[2] - times[1] < 0.8 * 2.5
+    assert 0.4 * 0.9 <= times[1] - times[0] < 3.0
+    assert 0.8 * 0.9 <= times[2] - times[1] < 4.0
     assert len(client.tweets) == 40 and client.stream.stats.http_errors == 2
 
 
