@@ -49,7 +49,6 @@ from ._exceptions import (
     HTTPStatusError,
     RateLimited,
     StreamError,
-    StreamkitError,
 )
 from .listener import MessageError, StreamListener
 from .models import Model
@@ -333,7 +332,7 @@ class StreamingClient(StreamListener):
                                 f"refused{' (no access to this endpoint)' * (exc.status_code == 403)}. Check "
                                 f"{BEARER_ENV} (your app's Bearer Token in the X developer console)."
                                 + (f" X said: {said}" if said else "")) from exc
-        except StreamkitError as exc:
+        except Exception as exc:  # threaded: kept on self.stream.exception, never lost with the thread
             if reraise:
                 raise
             log.error("the X stream ended: %s", exc)

@@ -310,6 +310,25 @@ def test_a_cut_mid_message_and_a_stall_reconnect_without_delivering_a_partial_me
     assert "stall" in client.events and client.events.count("connect") == 3
 
 
+def test_an_exception_in_a_callback_reaches_on_exception_and_the_caller():
+    class Failing(Recorder):
+        def on_tweet(self, tweet):
+            raise ValueError("bad callback")
+
+        def on_exception(self, exception):
+            self.events.append(repr(exception))
+
+    with XV2Server(rate=200, rules=["python"], match_fraction=1.0, **SERVER) as server:
+        client = Failing(server.bearer_token, base_url=server.url, **FAST)
+        with pytest.raises(ValueError, match="bad callback"):
+            client.filter()
+        threaded = Failing(server.bearer_token, base_url=server.url, **FAST)
+        threaded.filter(threaded=True).join(10)
+    assert "ValueError('bad callback')" in client.events and client.events[-1] == "disconnect"
+    assert not threaded.running and isinstance(threaded.stream.exception, ValueError)
+    assert threaded.events[-1] == "disconnect"
+
+
 def test_a_refused_token_stops_the_stream_with_an_auth_error():
     with XV2Server() as server:
         client = Recorder("not-the-token-xyz", base_url=server.url, **FAST)
