@@ -1,4 +1,4 @@
-"""The ``streamkit`` command: ``collect``, ``demo``, ``inspect`` and ``serve``.
+"""The ``streamkit`` command: ``collect``, ``demo``, ``inspect``, ``serve`` and ``rules`` (X API v2).
 
 A thin adapter over the library. Status and progress go to stderr, data to
 files and stdout. Credentials come only from the ``STREAMKIT_*`` environment
