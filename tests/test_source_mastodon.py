@@ -398,3 +398,30 @@ def test_resume_position_of_another_filter_starts_fresh():
     assert ep.newest_id == "99"
     ep.resume_from(["not", "ours"])
     assert ep.newest_id == "99"
+
+
+@pytest.mark.parametrize("pages", [10, 2])
+def test_a_long_gap_is_filled_page_by_page_up_to_the_bound(tmp_path, pages):
+    # ~0.7 s away at 300 statuses/s: about 200 missed, 5+ pages of 40 by min_id (Link rel="prev").
+    faults = [MastodonFault.cut(after=40), MastodonFault.http(503)]
+    with MastodonServer(statuses=700, rate=300, faults=faults, edits=0, deletes=0) as server:
+        ep, src = open_source("mastodon", base_url=server.url, stream="public", token=TOKEN, gap_fill_pages=pages)
+        with streamkit.collect(endpoint=ep, decoder=src, path=tmp_path / "d", flush_seconds=0.2,
+                               **dict(FAST, retry_time=0.7)) as c:
+            wait_done(server, c)
+        published = server.published()
+        timeline_requests = [q for p, q, _s in server.requests if p == "/api/v1/timelines/public"]
+    fill = ep.fills[0]
+    stored = set(streamkit.read(tmp_path / "d")["id"])
+    assert len(timeline_requests) == fill["pages"] and all("limit=40" in q for q in timeline_requests)
+    events = streamkit.read_events(tmp_path / "d")
+    if pages == 10:
+        assert fill["complete"] and fill["pages"] >= 4 and fill["statuses"] >= 120
+        assert stored == set(published)
+        assert "gap" not in set(events["event_type"])
+    else:
+        assert not fill["complete"] and fill["pages"] == 2 and fill["statuses"] == 80
+        assert "more than 2 pages" in fill["why"]
+        assert len(stored) < len(published)  # what the bound left out is missing...
+        gap = json.loads(events[events["event_type"] == "gap"]["detail"].iloc[0])
+        assert "more than 2 pages" in gap["reason"] and gap["start"] < gap["end"]  # ...and recorded
