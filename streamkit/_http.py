@@ -20,7 +20,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ._exceptions import ConfigError
+from ._exceptions import AuthError, ConfigError, HTTPStatusError, RateLimited
 
 __all__: list[str] = []
 
@@ -30,6 +30,33 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     urllib3.exceptions.HTTPError,
 )
 """Everything a connection or a read can raise that means "the network failed"."""
+
+
+def status_error(
+    status_code: int, where: str, body: str, retry_after: float | None, what: str | None
+) -> HTTPStatusError:
+    """The error for an HTTP status a stream got instead of data: what it means, what to do.
+
+    ``where`` says which request (``"from https://host/path"``); ``what`` is the
+    explanation (None: a generic one by status class); the server's own words follow.
+
+    Examples
+    --------
+    >>> e = status_error(429, "from https://x.example/s", "slow down", 7.0, None)
+    >>> type(e).__name__, e.retry_after
+    ('RateLimited', 7.0)
+    >>> str(status_error(503, "from https://x.example/s", "", None, None))
+    'HTTP 503 from https://x.example/s: the server had a problem; retrying with back-off.'
+    """
+    if not what:
+        what = "the server had a problem; retrying with back-off" if status_code >= 500 else "unexpected HTTP status"
+    detail = f" Server said: {body.strip()[:300]}" if body.strip() else ""
+    message = f"HTTP {status_code} {where}: {what}.{detail}"
+    if status_code in (401, 403):
+        return AuthError(status_code, message)
+    if status_code in (420, 429):
+        return RateLimited(status_code, message, retry_after)
+    return HTTPStatusError(status_code, message)
 
 
 class SocketHolder:

@@ -41,7 +41,8 @@ import threading
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from ._exceptions import AuthError, ConfigError, HTTPStatusError, ProtocolError, RateLimited
+from ._exceptions import ConfigError, HTTPStatusError, ProtocolError
+from ._http import status_error
 from .framing import DEFAULT_MAX_MESSAGE_BYTES, FramingStats
 
 __all__ = [
@@ -475,17 +476,11 @@ def _public_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-def _upgrade_error(status: int, url: str, body: str, retry_after: float | None) -> HTTPStatusError:
-    what = _STATUS_HELP.get(
-        status, "the server had a problem; retrying with back-off" if status >= 500 else "unexpected HTTP status"
-    )
-    detail = f" Server said: {body.strip()[:300]}" if body.strip() else ""
-    message = f"HTTP {status} instead of a WebSocket upgrade from {_public_url(url)}: {what}.{detail}"
-    if status in (401, 403):
-        return AuthError(status, message)
-    if status in (420, 429):
-        return RateLimited(status, message, retry_after)
-    return HTTPStatusError(status, message)
+def _upgrade_error(
+    status: int, url: str, body: str, retry_after: float | None, what: str | None = None
+) -> HTTPStatusError:
+    where = f"instead of a WebSocket upgrade from {_public_url(url)}"
+    return status_error(status, where, body, retry_after, what or _STATUS_HELP.get(status))
 
 
 class WebSocketConnection:
@@ -612,6 +607,7 @@ def open_websocket(
     read_timeout: float = 90.0,
     verify: bool | str = True,
     on_socket: Callable[[socket.socket], None] | None = None,
+    describe: Callable[[int], str | None] | None = None,
 ) -> WebSocketConnection:
     """Connect to a ``ws://`` or ``wss://`` URL and complete the WebSocket handshake.
 
@@ -632,6 +628,9 @@ def open_websocket(
     on_socket : callable, optional
         Called with the socket as soon as it exists (and again with the TLS socket), so
         another thread can shut it down.
+    describe : callable, optional
+        ``describe(status) -> str | None``: what an HTTP status instead of the upgrade means
+        for this service and what to do (the source's wording; None: a generic one).
 
     Returns
     -------
@@ -713,7 +712,7 @@ def open_websocket(
             body = _read_error_body(sock, resp_headers, rest)
             retry = resp_headers.get("retry-after")
             retry_after = float(retry) if retry and retry.strip().isdigit() else None
-            raise _upgrade_error(status, url, body, retry_after)
+            raise _upgrade_error(status, url, body, retry_after, describe(status) if describe else None)
         if resp_headers.get("upgrade", "").lower() != "websocket" or "upgrade" not in resp_headers.get(
             "connection", ""
         ).lower():

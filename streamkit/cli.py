@@ -504,15 +504,19 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 def _collect_source(args: argparse.Namespace) -> int:
     """``streamkit collect --source NAME``: any source but Twitter v1.1."""
     from .collect import Collector
-    from .sources import cli_options
+    from .sources import cli_options, takes_option
 
-    v1 = [flag for flag, value in (("--track", args.track), ("--follow", args.follow), ("--locations", args.locations),
-                                   ("--language", args.language), ("--sample", args.sample)) if value]
+    track = _split(args.track) if takes_option(args.source, "track") else None  # keywords (Jetstream)
+    v1 = [flag for flag, value in (("--track", args.track if track is None else None), ("--follow", args.follow),
+                                   ("--locations", args.locations), ("--language", args.language),
+                                   ("--sample", args.sample)) if value]
     if v1:
         raise ConfigError(f"{', '.join(v1)} belong(s) to Twitter v1.1; --source {args.source} takes its own options "
                           f"(see `streamkit collect --source {args.source} --help`)")
     source_options = {kw["dest"]: getattr(args, kw["dest"]) for _flags, kw in cli_options(args.source)
                       if getattr(args, kw["dest"], None) is not None}
+    if track:
+        source_options["track"] = track
     options = {k: v for k, v in (("duration", args.duration), ("max_tweets", args.limit), ("timeout", args.timeout))
                if v is not None}
     if args.out:
@@ -658,7 +662,8 @@ def _build_parser(source: str | None = None) -> argparse.ArgumentParser:
     _add_source_options(c, source)
     v1 = c.add_argument_group("Twitter v1.1 filter (the default source)")
     v1.add_argument("--track", action="append", metavar="WORDS",
-                    help="Keywords or phrases to track; repeat the option or separate with commas (either means OR).")
+                    help="Keywords or phrases to track; repeat the option or separate with commas (either means OR). "
+                         "Also Jetstream's client-side keyword filter.")
     v1.add_argument("--follow", action="extend", nargs="+", metavar="ID",
                     help="Numeric user ids whose tweets to capture (space or comma separated).")
     v1.add_argument("--locations", action="append", type=_arg(_locations), metavar="W,S,E,N",

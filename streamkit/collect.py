@@ -336,6 +336,8 @@ class Collector:
             from .sources import open_source
 
             self.source_options = {k: v for k, v in stream_options.items() if k not in _STREAM_OPTIONS}
+            if track is not None:  # keywords, for a source that filters on them (Jetstream)
+                self.source_options["track"], track = track, None
             stream_options = {k: v for k, v in stream_options.items() if k in _STREAM_OPTIONS}
             extra = {"base_url": base_url} if base_url is not None else {}
             endpoint, decoder = open_source(source, **extra, **self.source_options)
@@ -866,6 +868,8 @@ class Collector:
     def _record_gaps(self, ds: DatasetWriter) -> None:
         with self._lock:
             gaps, self._gaps = self._gaps, []
+        if self._endpoint is not None:  # spans the source itself could not fill in
+            gaps.extend(self._endpoint.take_gaps())
         for start, end, reason in gaps:
             ds.record_gap(start, end, reason)
 
@@ -913,7 +917,7 @@ class Collector:
                 self._count_notices(decoded, items[0][0])
             wal.maybe_sync()
             self._update_rate()
-            if self._gaps:
+            if self._gaps or self._endpoint is not None:
                 self._record_gaps(ds)
             stopping = self._stop_requested.is_set() or stream_done
             if batch and (rows >= self.flush_rows or time.monotonic() - since >= self.flush_seconds or stopping):

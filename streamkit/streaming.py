@@ -47,11 +47,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from . import _http
 from ._exceptions import (
-    AuthError,
     ConfigError,
     HTTPStatusError,
     ProtocolError,
-    RateLimited,
     StreamError,
 )
 from .auth import AuthHandler
@@ -86,18 +84,12 @@ _STATUS_HELP = {
 }
 
 
-def _http_error(status_code: int, url: str, body: str, retry_after: float | None) -> HTTPStatusError:
-    what = _STATUS_HELP.get(
-        status_code,
-        "the server had a problem; retrying with back-off" if status_code >= 500 else "unexpected HTTP status",
-    )
-    detail = f" Server said: {body.strip()[:300]}" if body.strip() else ""
-    message = f"HTTP {status_code} from {url}: {what}.{detail}"
-    if status_code in (401, 403):
-        return AuthError(status_code, message)
-    if status_code in (420, 429):
-        return RateLimited(status_code, message, retry_after)
-    return HTTPStatusError(status_code, message)
+def _http_error(
+    status_code: int, url: str, body: str, retry_after: float | None, what: str | None = None
+) -> HTTPStatusError:
+    """The error for an HTTP status; ``what`` (the endpoint's own explanation) wins over
+    the Twitter v1.1 texts."""
+    return _http.status_error(status_code, f"from {url}", body, retry_after, what or _STATUS_HELP.get(status_code))
 
 
 @dataclass
@@ -568,7 +560,8 @@ class Stream:
                 except _http.NETWORK_ERRORS:
                     body = ""
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
-                return self._http_failure(_http_error(resp.status_code, req.url, body, retry_after), backoff)
+                what = endpoint.http_error_help(resp.status_code)
+                return self._http_failure(_http_error(resp.status_code, req.url, body, retry_after, what), backoff)
             self._connected(endpoint, handoff)
             return self._read_body(endpoint, _http.iter_body(resp, self.chunk_size), None, backoff, handoff)
 
@@ -584,6 +577,7 @@ class Stream:
             ws = _websocket.open_websocket(
                 url, headers=req.headers, connect_timeout=self.connect_timeout,
                 read_timeout=self.timeout, verify=self.verify, on_socket=self._sock.set,
+                describe=endpoint.http_error_help,
             )  # fmt: skip
         except HTTPStatusError as exc:
             return self._http_failure(exc, backoff)
@@ -685,9 +679,9 @@ class Stream:
             return None
         if framer.pending_bytes:
             stats.incomplete += 1  # cut mid-message: never received whole
-        elif not stalled and reason.startswith("the server closed") and endpoint.routine_close(
+        elif not stalled and not reason.startswith("protocol error") and endpoint.routine_close(
             time.monotonic() - opened
-        ):
+        ):  # a clean end, or a cut between messages (a proxy closing a long connection)
             log.info("the server ended the stream as it routinely does; reconnecting")
             return 0.0
         stats.network_errors += 1

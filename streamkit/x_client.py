@@ -324,14 +324,7 @@ class StreamingClient(StreamListener):
 
     def _drive(self, stream: Any, reraise: bool = False) -> None:
         try:
-            try:
-                stream.start(is_async=False)
-            except AuthError as exc:  # say which credential: the Stream's text speaks of OAuth 1.0a
-                said = str(exc).partition("Server said:")[2].strip()
-                raise AuthError(exc.status_code, f"HTTP {exc.status_code} from the X stream: the bearer token was "
-                                f"refused{' (no access to this endpoint)' * (exc.status_code == 403)}. Check "
-                                f"{BEARER_ENV} (your app's Bearer Token in the X developer console)."
-                                + (f" X said: {said}" if said else "")) from exc
+            stream.start(is_async=False)  # the endpoint words X's errors (BEARER_ENV)
         except Exception as exc:  # threaded: kept on self.stream.exception, never lost with the thread
             if reraise:
                 raise

@@ -388,7 +388,8 @@ def test_collection_and_did_filters_are_honoured(tmp_path):
 def test_keywords_filter_posts_on_the_client(tmp_path):
     with JetstreamServer(total=1500, rate=3000, seed=4) as server:
         ep_holder = {}
-        c = capture(server, tmp_path / "kw", collections=[POST], keywords=["python", "data science"],
+        # collect()'s own track= (as for Twitter) is Jetstream's keyword filter
+        c = capture(server, tmp_path / "kw", collections=[POST], track=["python", "data science"],
                     wait_for=lambda c: ep_holder.setdefault("ep", c._endpoint) is not None and (
                         c.stats.received + c._endpoint.skipped_track >= len(server.matching([POST]))))
         expected_all = server.matching([POST])
@@ -430,6 +431,11 @@ def test_cursor_replays_from_that_time_and_a_too_old_cursor_is_clamped_and_recor
     assert "older than its buffer" in gaps["detail"].iloc[0]
     rows = len(ev) - 1 + len(streamkit.read(tmp_path / "old"))
     assert rows == len(events) - 401
+    # ... and the manifest (what `streamkit inspect` shows) names the missing span
+    manifest = json.loads((tmp_path / "old" / "streamkit.json").read_text())
+    (gap,) = manifest["gaps"]
+    assert gap["start"].startswith("2024-01-01T00:00:00") and "buffer" in gap["reason"]
+    assert json.loads((tmp_path / "cursor" / "streamkit.json").read_text())["gaps"] == []
 
 
 # -- SIGKILL mid-capture, then a restart on the same path -----------------------------------
@@ -503,7 +509,7 @@ def test_cli_collect_and_inspect(tmp_path, capsys):
     out = tmp_path / "posts"
     with JetstreamServer(total=3000, rate=2000, seed=7) as server:
         code = main(["collect", "--source", "jetstream", "--collection", "app.bsky.feed.post",
-                     "--keyword", "python,climate", "--base-url", server.url, "--out", str(out),
+                     "--track", "python,climate", "--base-url", server.url, "--out", str(out),
                      "--limit", "20", "--flush-seconds", "0.2", "--timeout", "5"])
         params = server.connections[0].params
     err = capsys.readouterr().err

@@ -249,8 +249,10 @@ def test_an_unfilled_gap_is_recorded(tmp_path):
     assert "HTTP 429" in detail["reason"] and "rate limited until 20" in detail["reason"]
     assert detail["start"] <= detail["end"]
     assert ep.fills[0]["complete"] is False and ep.fills[0]["status"] == 429
-    (start, end, reason), = ep.take_gaps()
-    assert start <= end and "429" in reason and ep.take_gaps() == []
+    # collect() took the span from the endpoint into the manifest (and `inspect`'s gaps)
+    manifest = json.loads((tmp_path / "d" / "streamkit.json").read_text())
+    (gap,) = manifest["gaps"]
+    assert gap["start"] <= gap["end"] and "429" in gap["reason"] and ep.take_gaps() == []
     stored = set(streamkit.read(tmp_path / "d")["id"])
     assert stored < set(published)  # something really is missing, and the gap says so
 
@@ -278,6 +280,9 @@ def test_token_never_shows_and_a_401_says_what_to_do(tmp_path, caplog, monkeypat
     assert isinstance(err, streamkit.AuthError) and err.status_code == 401
     assert "Invalid access token" in str(err)
     assert "HTTP 401" in str(info.value) and "Missing access token" in str(info.value)
+    # in Mastodon's terms, naming the variable to set, not Twitter's OAuth keys
+    assert TOKEN_ENV in str(err) and TOKEN_ENV in str(info.value)
+    assert "consumer key" not in str(err) + str(info.value)
     texts = [str(err), repr(ep), repr(ep.request()), json.dumps(ep.describe()), caplog.text, repr(c),
              str(c.stats)]
     texts += [p.read_text(errors="replace") for p in (tmp_path / "bad").rglob("*") if p.is_file()]

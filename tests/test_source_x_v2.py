@@ -338,6 +338,20 @@ def test_a_refused_token_stops_the_stream_with_an_auth_error():
     assert "STREAMKIT_BEARER_TOKEN" in str(info.value) and "not-the-token-xyz" not in str(info.value)
 
 
+def test_collect_words_a_refused_token_in_x_terms(tmp_path):
+    with XV2Server() as server:
+        c = streamkit.collect(source="x-v2", bearer_token="not-the-token-xyz", base_url=server.url,
+                              sample_stream=True, path=tmp_path / "d", flush_seconds=0.2, **FAST)
+        try:
+            assert wait_until(lambda: not c.running, timeout=20, interval=0.05)
+        finally:
+            c.stop()
+    err = c._stream.exception
+    assert isinstance(err, streamkit.AuthError) and err.status_code == 401
+    assert "STREAMKIT_BEARER_TOKEN" in str(err) and "consumer key" not in str(err)
+    assert "not-the-token-xyz" not in str(err) + repr(c) + str(c.stats)
+
+
 # -- collect() -------------------------------------------------------------------------------
 
 def test_collect_stores_every_sent_tweet_once_with_authors_and_rules(tmp_path):

@@ -33,7 +33,9 @@ from typing import Any
 from .._exceptions import ConfigError
 from .base import Endpoint, Request, Source
 
-__all__ = ["SOURCES", "Endpoint", "Request", "Source", "cli_options", "get_source", "open_source"]
+__all__ = [
+    "SOURCES", "Endpoint", "Request", "Source", "cli_options", "get_source", "open_source", "takes_option",
+]
 
 #: Source name -> module under ``streamkit.sources``.
 SOURCES: dict[str, str] = {
@@ -124,3 +126,14 @@ def open_source(name: str, **options: Any) -> tuple[Endpoint, Source]:
 def cli_options(name: str) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """The ``streamkit collect --source NAME`` options of source ``name``."""
     return list(getattr(source_module(name), "CLI_OPTIONS", []))
+
+
+def takes_option(name: str, option: str) -> bool:
+    """Whether source ``name``'s :func:`open_source` takes ``option``.
+
+    Examples
+    --------
+    >>> takes_option("jetstream", "track"), takes_option("wikimedia", "track")
+    (True, False)
+    """
+    return option in inspect.signature(source_module(name).open_source).parameters

@@ -112,6 +112,18 @@ class Endpoint:
         """
         return False
 
+    def http_error_help(self, status_code: int) -> str | None:
+        """What an HTTP status from this source means and what to do, in the source's own
+        terms (which token, which variable), or None for the generic wording. Never include
+        a secret: the text goes into the exception and the log."""
+        return None
+
+    def take_gaps(self) -> list[tuple[float | None, float, str]]:
+        """Spans since the last call that the source could not resend or fill in (a failed
+        gap fill, a replay cursor the server clamped): ``(start, end, reason)`` in epoch
+        seconds, start None when unknown. ``collect()`` records them in the manifest."""
+        return []
+
     def gap_fill(self, session: Any) -> list[bytes]:
         """Messages to fetch after a reconnect to cover the gap (Mastodon's REST
         timeline with ``min_id``); raw JSON each, as if streamed. Default: none."""

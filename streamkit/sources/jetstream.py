@@ -355,6 +355,7 @@ class JetstreamEndpoint(Endpoint):
         self.skipped_replayed = 0
         self.skipped_track = 0
         self.gaps: list[tuple[int, int, float]] = []
+        self._untaken: list[tuple[int, int, float]] = []  # gaps not yet handed to take_gaps
 
     @property
     def newest_time_us(self) -> int | None:
@@ -427,8 +428,17 @@ class JetstreamEndpoint(Endpoint):
                      "across hosts, so a few events may be stored twice in the events table",
                      position.get("host"), self.host)
 
+    def take_gaps(self) -> list[tuple[float | None, float, str]]:
+        """Spans a clamped replay left out since the last call, for the manifest."""
+        with self._lock:
+            new, self._untaken = self._untaken, []
+        return [(cursor / 1e6, first / 1e6, "replay started after the cursor (older than the server's buffer)")
+                for cursor, first, _late in new]
+
     def _gap_marker(self, cursor: int, first: int, late: float) -> bytes:
         self.gaps.append((cursor, first, late))
+        with self._lock:
+            self._untaken.append((cursor, first, late))
         log.warning("asked %s to replay from %s, but its first event is %.0f s later: the server's "
                     "buffer does not reach back that far, so that span is missing (recorded as a gap)",
                     self.host, _iso(cursor), late)

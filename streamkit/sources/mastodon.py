@@ -301,9 +301,6 @@ class MastodonEndpoint(Endpoint):
     def http_error_help(self, status_code: int) -> str | None:
         """What an HTTP error from this instance means and what to do (None: the generic text).
 
-        Not yet consulted by :class:`streamkit.Stream` (whose texts are Twitter's); see the
-        module notes.
-
         Examples
         --------
         >>> MastodonEndpoint("https://mastodon.social", "public").http_error_help(401)[:43]
@@ -397,8 +394,9 @@ class MastodonEndpoint(Endpoint):
         return messages
 
     def _gap_marker(self, start: float | None, end: float, reason: str) -> bytes:
-        with self._lock:
-            self._gaps.append((start, end, reason))
+        if self.fill_enabled:  # without filling, collect() records every reconnect itself
+            with self._lock:
+                self._gaps.append((start, end, reason))
         detail = _encode({"start": _iso(start), "end": _iso(end), "reason": reason}).decode("utf-8")
         if self.transport == "websocket":
             return _ws_message(GAP_EVENT, detail, [self.stream])

@@ -356,6 +356,25 @@ class XV2Endpoint(Endpoint):
         return Request("GET", self.base_url + self.path, params=params,
                        headers={"Authorization": f"Bearer {self.__token}"})
 
+    def http_error_help(self, status_code: int) -> str | None:
+        """X's meaning of an HTTP status, naming the credential (never showing it).
+
+        Examples
+        --------
+        >>> XV2Endpoint.__new__(XV2Endpoint).http_error_help(401)[:36]
+        'the bearer token was refused: check '
+        """
+        if status_code == 401:
+            return (f"the bearer token was refused: check {BEARER_ENV} (your app's Bearer Token in the "
+                    "X developer console)")
+        if status_code == 403:
+            return (f"the bearer token has no access to this endpoint: check the app's access level "
+                    f"(the filtered stream needs a paid plan) and {BEARER_ENV}")
+        if status_code == 429:
+            return ("too many connections or requests for this app (X allows one filtered-stream "
+                    "connection per app); backing off from 60 s")
+        return None
+
     def framer(self, max_message_bytes: int) -> XV2Framer:
         """A fresh :class:`XV2Framer`; every byte it sees marks the connection alive."""
         return XV2Framer(max_message_bytes, on_bytes=self._alive)

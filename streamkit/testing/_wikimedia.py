@@ -186,6 +186,9 @@ class WikimediaServer(LoopbackServer):
     close_after : float, default 900.0
         Seconds after which the server ends each connection cleanly (the real service:
         about 15 minutes).
+    close_cleanly : bool, default True
+        End the body properly at ``close_after`` (the last chunk); False drops the TCP
+        connection between two events instead, as a proxy timing out a long request does.
     id_format : {"timestamp", "offset"}, default "timestamp"
         What the event ids carry for the active topic (stream.wikimedia.org uses timestamps).
     keepalive_interval : float, optional
@@ -200,7 +203,7 @@ class WikimediaServer(LoopbackServer):
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, rate: float = 50.0, history: int = 0,
                  max_events: int | None = None, seed: int = 0, canary_every: int = 40,
-                 close_after: float = 900.0, id_format: str = "timestamp",
+                 close_after: float = 900.0, close_cleanly: bool = True, id_format: str = "timestamp",
                  keepalive_interval: float | None = None, require_user_agent: bool = True,
                  faults: Iterable[Fault] | None = None, chunk_bytes: int = 4096) -> None:
         if not 0 < rate <= 1000:
@@ -219,6 +222,7 @@ class WikimediaServer(LoopbackServer):
         self.seed = seed
         self.canary_every = canary_every
         self.close_after = close_after
+        self.close_cleanly = close_cleanly
         self.id_format = id_format
         self.keepalive_interval = keepalive_interval
         self.require_user_agent = require_user_agent
@@ -666,8 +670,9 @@ class _Connection:
             if now >= close_at:  # the service's routine close: a clean end of the body
                 with srv._lock:
                     srv._forced_closes += 1
-                self._send(LAST_CHUNK)
-                return
+                if srv.close_cleanly:
+                    self._send(LAST_CHUNK)
+                return  # without the last chunk: a dropped connection, between events
             available = srv.available()
             batch: list[int] = []
             if self.cursor < available:
