@@ -844,6 +844,13 @@ def _dataset_root(path: os.PathLike[str] | str) -> Path:
 def _read_folder(folder: Path, schema: pa.Schema, columns: Iterable[str] | None,
                  filter: pc.Expression | None = None) -> pa.Table | None:
     """Read every committed part file under ``folder``, or ``None`` if there are none."""
+    return _scan_folder(folder, schema, lambda dataset: dataset.to_table(
+        columns=list(columns) if columns is not None else None, filter=filter))
+
+
+def _scan_folder(folder: Path, schema: pa.Schema, scan: Any) -> Any:
+    """``scan(dataset)`` over the committed part files under ``folder`` (a
+    :class:`pyarrow.dataset.Dataset`), or ``None`` if there are none."""
     if not folder.is_dir():
         return None
     # A file may vanish between listing and reading (recovery removing an
@@ -856,8 +863,7 @@ def _read_folder(folder: Path, schema: pa.Schema, columns: Iterable[str] | None,
             )
             if not dataset.files:
                 return None
-            return dataset.to_table(columns=list(columns) if columns is not None else None,
-                                    filter=filter)
+            return scan(dataset)
         except FileNotFoundError as exc:
             if attempt == 2:
                 raise _sink_error("read the dataset in", folder, exc) from exc
@@ -890,24 +896,20 @@ def dataset_source(path: os.PathLike[str] | str) -> Any:
     return get_source(name or "twitter-v1.1")
 
 
-def _deleted_ids(root: Path) -> pa.Array:
-    table = _read_folder(
-        root / EVENTS_DIR, _schema.EVENT_SCHEMA, ["status_id"],
-        filter=pc.field("event_type") == "delete",
-    )
-    if table is None:
-        return pa.array([], pa.int64())
-    return pc.unique(table.column("status_id").combine_chunks().drop_null())
-
-
 def read(
     path: os.PathLike[str] | str,
     *,
     columns: Sequence[str] | None = None,
     include_deleted: bool = False,
+    all_versions: bool = False,
 ) -> pd.DataFrame:
-    """Read every stored tweet of a dataset: one row per id, sorted by id.
+    """Read the items of a dataset, whatever its source: one row per item, sorted by its key.
 
+    One row per item means: the newest version of each item (Mastodon edits, Bluesky post
+    updates: the source's :attr:`~streamkit.sources.Source.version_column`), without the
+    items that a delete in the stream removed (Twitter delete notices, Mastodon ``delete``
+    events, Bluesky post deletes: :meth:`~streamkit.sources.Source.deleted_items`). Sources
+    without versions or deletes (X API v2, Wikimedia) give every stored row, one per key.
     Safe while a collection is writing: only complete part files are read.
 
     Parameters
@@ -917,8 +919,11 @@ def read(
     columns : sequence of str, optional
         Read only these columns (default: all).
     include_deleted : bool, default False
-        Keep tweets that a delete notice in the stream asked to remove
-        (by default they are dropped, as Twitter's terms require).
+        Keep items that a delete in the stream asked to remove (by default they are
+        dropped, as the platforms' terms require).
+    all_versions : bool, default False
+        Keep every stored version of each item (the edit history, oldest first) instead of
+        the newest only.
 
     Returns
     -------
@@ -952,17 +957,62 @@ def read(
     table = _read_folder(root / source.items, schema, needed)
     if table is None or not table.num_rows:
         return _schema.to_pandas(schema.empty_table())[wanted]
-    table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys]))
-    table = _drop_repeated_keys(table, keys)  # defensive: the writer already deduped
-    if not include_deleted and source.name == "twitter-v1.1":
-        deleted = _deleted_ids(root)
-        if len(deleted):
-            table = table.filter(pc.invert(pc.is_in(table.column("id"), value_set=deleted)))
+    table = _current_items(root, source, table, include_deleted=include_deleted, all_versions=all_versions)
     return _schema.to_pandas(table.select(wanted))
 
 
-def _drop_repeated_keys(table: pa.Table, keys: Sequence[str]) -> pa.Table:
-    """Of rows sorted by ``keys``, keep the first of each run with equal keys."""
+def _current_items(root: Path, source: Any, table: pa.Table, *, include_deleted: bool = False,
+                   all_versions: bool = False) -> pa.Table:
+    """Stored rows (with the key columns) → the items :func:`read` shows, sorted by key:
+    repeated keys dropped, the newest version per identity, deleted items left out."""
+    keys = list(source.key_columns)
+    version = source.version_column
+    identity = list(source.identity_columns)
+    if not table.num_rows:
+        return table
+    order = [(k, "ascending") for k in keys]
+    if version:  # a null version (the original) first: ascending order is the edit history
+        order.insert(keys.index(version), ("__has_version", "ascending"))
+        table = table.append_column("__has_version", pc.is_valid(table.column(version)))
+    table = table.take(pc.sort_indices(table, sort_keys=order))
+    if version:
+        table = table.drop_columns(["__has_version"])
+    table = _drop_repeated_keys(table, keys)  # defensive: the writer already deduped
+    if version and not all_versions:
+        table = _drop_repeated_keys(table, identity, keep="last")
+    if not include_deleted:
+        deleted = _scan_folder(root / EVENTS_DIR, source.event_schema, source.deleted_items)
+        if deleted is not None and deleted.num_rows:
+            table = _drop_deleted(table, deleted, identity, version)
+    return table
+
+
+def _drop_deleted(table: pa.Table, deleted: pa.Table, identity: list[str], version: str | None) -> pa.Table:
+    """Rows of ``table`` whose identity ``deleted`` does not name (an anti-join), in their order.
+
+    When ``deleted`` also has the version column, a row survives a delete of an older version.
+    """
+    # Only the identity and a row number go through the hash join: Arrow's join does not
+    # carry list columns, and its output order is not the input's.
+    rows = table.select(identity).append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    gone = pa.table({c: pc.cast(deleted.column(c), rows.schema.field(c).type) for c in identity})
+    if version is not None and version in deleted.column_names:
+        gone = gone.append_column("__deleted", pc.cast(deleted.column(version), table.schema.field(version).type))
+        gone = gone.filter(pc.is_valid(gone.column("__deleted")))
+        gone = gone.group_by(identity).aggregate([("__deleted", "max")])
+        rows = rows.append_column("__version", table.column(version))
+        joined = rows.join(gone, keys=identity, join_type="left outer")
+        newer = pc.greater(joined.column("__version"), joined.column("__deleted_max"))
+        joined = joined.filter(pc.or_kleene(pc.is_null(joined.column("__deleted_max")), pc.fill_null(newer, False)))
+    else:
+        joined = rows.join(gone, keys=identity, join_type="left anti")
+    if joined.num_rows == table.num_rows:
+        return table
+    return table.take(pa.array(np.sort(joined.column("__row").to_numpy())))
+
+
+def _drop_repeated_keys(table: pa.Table, keys: Sequence[str], *, keep: str = "first") -> pa.Table:
+    """Of rows sorted by ``keys``, keep the first (or ``keep="last"``) of each run with equal keys."""
     if table.num_rows < 2 or not keys:
         return table
     same = np.ones(table.num_rows - 1, dtype=bool)
@@ -974,6 +1024,8 @@ def _drop_repeated_keys(table: pa.Table, keys: Sequence[str]) -> pa.Table:
         same &= equal | both_null
     if not same.any():
         return table
+    if keep == "last":
+        return table.filter(pa.array(np.concatenate([~same, [True]])))
     return table.filter(pa.array(np.concatenate([[True], ~same])))
 
 

@@ -335,6 +335,7 @@ class JetstreamSource(Source):
     name: ClassVar[str] = "jetstream"
     items: ClassVar[str] = "posts"
     key_columns: ClassVar[tuple[str, ...]] = ("did", "collection", "rkey", "rev")
+    version_column: ClassVar[str | None] = "rev"
     can_replay: ClassVar[bool] = True
     view_columns: ClassVar[tuple[tuple[str, str], ...]] = (
         ("time", "created_at"), ("did", "did"), ("text", "text"), ("langs", "langs"),
@@ -350,6 +351,15 @@ class JetstreamSource(Source):
         self._decoded: tuple[int, int, int | None, set[str]] = (0, -1, None, set())
         self._top: int | None = None
         self._marks: set[str] = set()
+
+    def deleted_items(self, events: Any) -> Any:
+        """``(did, collection, rkey)`` of every deleted post, with the ``rev`` of the delete:
+        revisions are ordered in a repository (TIDs sort as strings), so a record created
+        again under the same key after its delete (a newer ``rev``) is not deleted."""
+        import pyarrow.compute as pc
+
+        return events.to_table(columns=["did", "collection", "rkey", "rev"],
+                               filter=pc.field("event_type") == f"delete:{POST_COLLECTION}")
 
     def position(self, messages: Sequence[bytes]) -> Any:
         """``{"host", "time_us", "marks"}``: the newest ``time_us`` so far and the identities

@@ -263,6 +263,7 @@ class MastodonSource(Source):
     name: ClassVar[str] = "mastodon"
     items: ClassVar[str] = "statuses"
     key_columns: ClassVar[tuple[str, ...]] = ("instance", "id", "edited_at")
+    version_column: ClassVar[str | None] = "edited_at"
     view_columns: ClassVar[tuple[tuple[str, str], ...]] = (
         ("time", "created_at"), ("account", "account_acct"), ("text", "text"), ("lang", "language"),
     )
@@ -276,6 +277,15 @@ class MastodonSource(Source):
         self.filter = filter
         self.can_replay = bool(gap_fill)  # type: ignore[misc]  # per capture, not per class
         self._newest: str | None = None
+
+    def deleted_items(self, events: Any) -> Any:
+        """``(instance, id)`` of every status a ``delete`` event removed (a status id is
+        only unique per instance; an event without an instance matches statuses stored
+        without one, as the decoder stores them with ``""``)."""
+        import pyarrow.compute as pc
+
+        table = events.to_table(columns=["instance", "status_id"], filter=pc.field("event_type") == "delete")
+        return pa.table({"instance": pc.fill_null(table.column("instance"), ""), "id": table.column("status_id")})
 
     def position(self, messages: Sequence[bytes]) -> Any:
         """``{"instance", "stream", "newest_id"}``: the newest status id so far (None before any)."""
@@ -436,8 +446,8 @@ def latest_versions(df: Any) -> Any:
 def read_statuses(path: Any, *, include_deleted: bool = False, all_versions: bool = False) -> Any:
     """The statuses of a Mastodon dataset: the newest version of each, deleted ones left out.
 
-    :func:`streamkit.read` returns every stored version (the key has ``edited_at``) and
-    keeps deleted statuses; this applies the edits and the ``delete`` events.
+    The same as :func:`streamkit.read` (which applies every source's versions and deletes),
+    kept under its Mastodon name.
 
     Parameters
     ----------
@@ -446,7 +456,7 @@ def read_statuses(path: Any, *, include_deleted: bool = False, all_versions: boo
     include_deleted : bool, default False
         Keep statuses that a ``delete`` event removed.
     all_versions : bool, default False
-        Keep every version (the edit history) instead of the newest.
+        Keep every version (the edit history, original first) instead of the newest.
 
     Examples
     --------
@@ -458,16 +468,6 @@ def read_statuses(path: Any, *, include_deleted: bool = False, all_versions: boo
     >>> len(df), "account_acct" in df.columns
     (0, True)
     """
-    from streamkit.sink import read, read_events
+    from streamkit.sink import read
 
-    df = read(path)
-    if not all_versions:
-        df = latest_versions(df)
-    if not include_deleted and len(df):
-        ev = read_events(path)
-        gone = ev[ev["event_type"] == "delete"]
-        if len(gone):
-            keys = set(zip(gone["instance"], gone["status_id"], strict=True))
-            mask = [k not in keys for k in zip(df["instance"], df["id"], strict=True)]
-            df = df[mask].reset_index(drop=True)
-    return df
+    return read(path, include_deleted=include_deleted, all_versions=all_versions)

@@ -8,7 +8,28 @@ columns and commits Parquet part files. A source supplies only what differs:
 * an :class:`Endpoint` — how to reach it (HTTP or WebSocket request, framing, keep-alive
   promise, where a connection resumes from), used by the reader thread;
 * a :class:`Source` — how its messages decode into the dataset (the item and events
-  tables, the dedupe key, the resume position of a committed batch), used by the writer.
+  tables, the dedupe key, the resume position of a committed batch), used by the writer,
+  and how a reader turns stored rows into current items (versions and deletes, below).
+
+Contract of versions and deletes (used by :func:`streamkit.read` for every source)
+---------------------------------------------------------------------------------
+The writer stores every row it receives once per :attr:`Source.key_columns`. Some sources
+send new versions of an item (a Mastodon edit, a Bluesky post update) and in-stream deletes
+(a Twitter delete notice, a Mastodon ``delete`` event, a Bluesky post delete): these are
+kept as they came, and the reader applies them:
+
+* :attr:`Source.version_column` names the key column that orders the versions of one item
+  (newest wins; a null version is the original, older than any other). None: one row per
+  item. :attr:`Source.identity_columns` is the key without it: what one item is.
+* :meth:`Source.deleted_items` reads the delete events out of the events table and returns
+  the deleted identities as an Arrow table with :attr:`Source.identity_columns` (and, for a
+  source whose identities can come back after a delete, :attr:`Source.version_column`: the
+  version of the delete, so that only versions up to it are deleted). None: no in-stream
+  deletes.
+
+``read(path)`` sorts by identity and version, keeps the newest version of each identity
+(unless ``all_versions=True``) and drops deleted identities with an anti-join (unless
+``include_deleted=True``).
 
 Contract of a framer (returned by :meth:`Endpoint.framer`)
 ----------------------------------------------------------
@@ -142,8 +163,15 @@ class Source:
     item_schema, event_schema : pyarrow.Schema
         The explicit schemas of the two tables (never inferred).
     key_columns : tuple of str
-        The columns whose values identify an item (tweet id; Jetstream's
-        ``(did, collection, rkey, rev)``; Wikimedia ``meta_id``; Mastodon status id).
+        The columns whose values identify a stored row, one row per key (tweet id;
+        Jetstream's ``(did, collection, rkey, rev)``; Wikimedia ``meta_id``; Mastodon's
+        ``(instance, id, edited_at)``).
+    version_column : str or None
+        The key column that orders the versions of one item, newest wins, null oldest
+        (Mastodon ``edited_at``, Jetstream ``rev``); None when each item has one row.
+    identity_columns : tuple of str
+        :attr:`key_columns` without :attr:`version_column`: what identifies one item
+        whatever its version (read-only).
     can_replay : bool
         Whether the source can resend what was missed since a resume position.
     view_columns : tuple of (str, str)
@@ -153,10 +181,45 @@ class Source:
     name: ClassVar[str] = "base"
     items: ClassVar[str] = "items"
     key_columns: ClassVar[tuple[str, ...]] = ()
+    version_column: ClassVar[str | None] = None
     can_replay: ClassVar[bool] = False
     view_columns: ClassVar[tuple[tuple[str, str], ...]] = (("time", "created_at"), ("text", "text"))
     item_schema: Any = None
     event_schema: Any = None
+
+    @property
+    def identity_columns(self) -> tuple[str, ...]:
+        """:attr:`key_columns` without :attr:`version_column`: what one item is.
+
+        Examples
+        --------
+        >>> class Versioned(Source):
+        ...     key_columns = ("instance", "id", "edited_at")
+        ...     version_column = "edited_at"
+        >>> Versioned().identity_columns, Source().identity_columns
+        (('instance', 'id'), ())
+        """
+        return tuple(c for c in self.key_columns if c != self.version_column)
+
+    def deleted_items(self, events: Any) -> Any:
+        """The items that in-stream delete events removed, or None (the default) when the
+        source has none.
+
+        Parameters
+        ----------
+        events : pyarrow.dataset.Dataset
+            The dataset's events table (:attr:`event_schema`); read only the columns needed,
+            with a filter (``events.to_table(columns=[...], filter=...)``).
+
+        Returns
+        -------
+        pyarrow.Table or None
+            One row per delete with the :attr:`identity_columns` (same names; types that
+            cast to the item table's), optionally also :attr:`version_column`: the version
+            of the delete itself, when an item can come back after it (then only the
+            versions up to it count as deleted). Repeats and null identities are allowed.
+        """
+        return None
 
     def decode_batch(
         self, messages: Sequence[bytes], *, received_at_us: Any = None, keep_raw: bool = True

@@ -24,8 +24,9 @@ The dataset
 -----------
 ``statuses/`` holds one row per *version* of a status: key ``(instance, id, edited_at)``.
 An edit (``status.update``) adds a row with the new ``edited_at`` instead of overwriting or
-being dropped as a duplicate, so the edit history is kept; :func:`read_statuses` gives one
-row per status (the newest version) without deleted statuses. Status ids are strings, as
+being dropped as a duplicate, so the edit history is kept; :func:`streamkit.read` (and
+:func:`read_statuses`, the same under its Mastodon name) gives one row per status, the newest
+version, without deleted statuses (``all_versions=True``, ``include_deleted=True`` keep them). Status ids are strings, as
 Mastodon documents them ("cast from an integer but not guaranteed to be a number"), and
 only unique per instance, hence ``instance`` in the key. For a boost (``reblog_of_id``
 set), ``content``, ``text``, ``language``, ``hashtags``, ``mentions``, ``media_types`` and

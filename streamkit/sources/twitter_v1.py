@@ -70,6 +70,24 @@ class TwitterV1Source(Source):
         self.item_schema = schema.TWEET_SCHEMA
         self.event_schema = schema.EVENT_SCHEMA
 
+    def deleted_items(self, events: Any) -> Any:
+        """The ``id`` of every tweet a delete notice (``{"delete": {"status": ...}}``) named.
+
+        Examples
+        --------
+        >>> import pyarrow as pa, pyarrow.dataset as pads
+        >>> from streamkit import schema
+        >>> rows = [{"event_type": "delete", "status_id": 5}, {"event_type": "limit", "status_id": 6}]
+        >>> t = pa.Table.from_pylist([{**dict.fromkeys(schema.EVENT_SCHEMA.names), **r, "received_at": 0}
+        ...                           for r in rows], schema=schema.EVENT_SCHEMA)
+        >>> TwitterV1Source().deleted_items(pads.dataset(t)).to_pydict()
+        {'id': [5]}
+        """
+        import pyarrow.compute as pc
+
+        table = events.to_table(columns=["status_id"], filter=pc.field("event_type") == "delete")
+        return table.rename_columns(["id"])
+
     def decode_batch(
         self, messages: Sequence[bytes], *, received_at_us: Any = None, keep_raw: bool = True
     ) -> Any:
