@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
@@ -163,8 +162,9 @@ def _iso(value: Any) -> str | None:
 def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
     """What a dataset holds: rows, files, time span, filters, notices and top values.
 
-    Rows follow :func:`streamkit.read` (one per tweet id, deleted tweets left
-    out); the work is vectorised Arrow on the few columns needed.
+    Rows follow :func:`streamkit.read` (one per item: the newest version, deleted items
+    left out; ``stored_rows`` counts every stored row, one per key, for sources other than
+    Twitter v1.1); the work is vectorised Arrow on the few columns needed.
 
     Parameters
     ----------
@@ -211,23 +211,15 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != "streamkit":
         raise ConfigError(f"{str(root)!r} is not a streamkit dataset: its streamkit.json is something else.")
 
-    from .sink import _drop_repeated_keys, dataset_source
+    from .sink import _current_items, dataset_source
 
     source = dataset_source(root)
     if source.name != "twitter-v1.1":
-        return _summarize_source(root, manifest, source, top, _drop_repeated_keys)
+        return _summarize_source(root, manifest, source, top, _current_items)
     events = _read_table(root / "events", _schema.EVENT_SCHEMA, ["event_type", "status_id"])
     tweets = _read_table(root / "tweets", _schema.TWEET_SCHEMA,
                          ["id", "created_at", "received_at", "user_id", "lang", "tweet_type", "hashtags"])
-    if tweets.num_rows:
-        tweets = tweets.sort_by("id")
-        ids = tweets.column("id").to_numpy()
-        keep = np.ones(len(ids), dtype=bool)
-        keep[1:] = ids[1:] != ids[:-1]  # the writer dedupes; read() guarantees it again
-        tweets = tweets.filter(pa.array(keep))
-        deleted = events.filter(pc.equal(events.column("event_type"), "delete")).column("status_id")
-        if len(deleted := deleted.combine_chunks().drop_null()):
-            tweets = tweets.filter(pc.invert(pc.is_in(tweets.column("id"), value_set=deleted)))
+    tweets = _current_items(root, source, tweets)  # as read(): one row per id, deletes applied
 
     def span(column: str) -> dict[str, str | None]:
         mm = pc.min_max(tweets.column(column)).as_py() if tweets.num_rows else {"min": None, "max": None}
@@ -262,17 +254,19 @@ def summarize(path: str | os.PathLike[str], *, top: int = 10) -> dict[str, Any]:
     }
 
 
-def _summarize_source(root: Path, manifest: dict[str, Any], source: Any, top: int, dedupe: Any) -> dict[str, Any]:
-    """:func:`summarize` for a source other than Twitter v1.1: rows by its key, spans, events, gaps."""
+def _summarize_source(root: Path, manifest: dict[str, Any], source: Any, top: int, current: Any) -> dict[str, Any]:
+    """:func:`summarize` for a source other than Twitter v1.1: rows as read() gives them (the
+    newest version of each item, deletes applied), rows stored, spans, events, gaps."""
     schema = source.item_schema
     keys = list(source.key_columns)
     wanted = [c for c in ("created_at", "received_at") if c in schema.names]
     langs = next((c for c in ("lang", "language", "langs") if c in schema.names), None)
     tags = "hashtags" if "hashtags" in schema.names else None
     columns = list(dict.fromkeys(keys + wanted + [c for c in (langs, tags) if c]))
-    items = _read_table(root / source.items, schema, columns)
-    if items.num_rows:
-        items = dedupe(items.sort_by([(k, "ascending") for k in keys]), keys)
+    items = current(root, source, _read_table(root / source.items, schema, columns),
+                    include_deleted=True, all_versions=True)  # one row per key
+    stored_rows = items.num_rows
+    items = current(root, source, items)
     events = _read_table(root / "events", source.event_schema, ["event_type"])
 
     def span(column: str) -> dict[str, str | None]:
@@ -293,6 +287,8 @@ def _summarize_source(root: Path, manifest: dict[str, Any], source: Any, top: in
         "source_name": source.name,
         "items": source.items,
         "rows": items.num_rows,
+        "stored_rows": stored_rows,
+        "versioned": source.version_column is not None,
         "files": len(item_files) + len(event_files),
         "item_files": len(item_files),
         "event_files": len(event_files),
@@ -339,12 +335,22 @@ def _gap_lines(gaps: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _rows_note(s: dict[str, Any]) -> str:
+    """How the rows of a summary are counted: as streamkit.read() returns them."""
+    stored, rows = s.get("stored_rows", s["rows"]), s["rows"]
+    if s.get("versioned"):
+        return f"as read(): the newest version of each item, deleted left out; {stored:,} rows stored, every version"
+    if stored != rows:
+        return f"as read(): one row per item, deleted left out; {stored:,} rows stored"
+    return "as read(): one row per item"
+
+
 def _format_source_summary(s: dict[str, Any]) -> str:
     rows, items = s["rows"], s["items"]
     wal = f", {_human_bytes(s['wal_bytes'])} of it write-ahead log" if s["wal_bytes"] else ""
     lines = [
         f"streamkit dataset {s['path']} (source {s['source_name']})",
-        f"  rows          {rows:,} {items} (one row per key)",
+        f"  rows          {rows:,} {items} ({_rows_note(s)})",
         f"  files         {s['files']:,} part files ({s['item_files']:,} {items}, {s['event_files']:,} events); "
         f"{_human_bytes(s['bytes'])} on disk{wal}",
         f"  created_at    {_span_text(s['created_at']['min'], s['created_at']['max'])}",
@@ -695,8 +701,8 @@ def _build_parser(source: str | None = None) -> argparse.ArgumentParser:
     d.add_argument("--rate", type=_positive(float), default=2000.0, metavar="R", help="Tweets per second to send (default 2000).")
 
     i = command("inspect", _cmd_inspect, "Summarise a dataset: rows, files, time span, filters, top values.",
-                "Summarise a dataset written by `streamkit collect`: rows (one per tweet id, deleted tweets left "
-                "out), files and bytes on disk, the created_at span, the filters with their time spans, delete "
+                "Summarise a dataset written by `streamkit collect`: rows (as streamkit.read() returns them: one "
+                "per item, the newest version, deleted items left out), files and bytes on disk, the created_at span, the filters with their time spans, delete "
                 "and limit notices, top hashtags, languages and tweet types.")
     i.add_argument("path", metavar="PATH", help="The dataset folder (it holds streamkit.json).")
     i.add_argument("--json", action="store_true", help="Print one JSON object to stdout instead of text.")
