@@ -62,7 +62,7 @@ def key(e: dict) -> tuple:
 
 
 def dataset_keys(path) -> list[tuple]:
-    df = streamkit.read(path)
+    df = streamkit.read(path, include_deleted=True, all_versions=True)  # every stored row
     return list(zip(df["did"], df["collection"], df["rkey"], df["rev"], strict=True))
 
 
@@ -380,7 +380,7 @@ def test_collection_and_did_filters_are_honoured(tmp_path):
         expected = server.matching([POST], dids)
         params = server.connections[0].params
     assert params["wantedDids"] == dids
-    df = streamkit.read(tmp_path / "dids")
+    df = streamkit.read(tmp_path / "dids", include_deleted=True, all_versions=True)
     assert set(df["did"]) <= set(dids) and len(df) == sum(map(is_post_version, expected)) > 0
     assert set(read_events(tmp_path / "dids")["did"]) <= set(dids)
 
@@ -401,7 +401,7 @@ def test_keywords_filter_posts_on_the_client(tmp_path):
         return "python" in words or "#python" in words or ("data", "science") in pairs
 
     wanted = [e for e in expected_all if is_post_version(e) and matches(e["commit"]["record"]["text"])]
-    df = streamkit.read(tmp_path / "kw")
+    df = streamkit.read(tmp_path / "kw", include_deleted=True, all_versions=True)
     assert sorted(dataset_keys(tmp_path / "kw")) == sorted(map(key, wanted)) and len(wanted) > 10
     assert ep.skipped_track == sum(map(is_post_version, expected_all)) - len(wanted) > 0
     # deletes, identity and account events are not keyword-filtered
@@ -418,7 +418,7 @@ def test_cursor_replays_from_that_time_and_a_too_old_cursor_is_clamped_and_recor
         capture(server, tmp_path / "old", cursor="2024-01-01T00:00:00Z", wait_for=lambda c: c.stats.received >= 801)  # 800 + the gap
         conns = list(server.connections)
         events = server.events
-    got = read_events(tmp_path / "cursor")["time_us"].tolist() + streamkit.read(tmp_path / "cursor")["time_us"].tolist()
+    got = read_events(tmp_path / "cursor")["time_us"].tolist() + streamkit.read(tmp_path / "cursor", include_deleted=True, all_versions=True)["time_us"].tolist()
     assert sorted(got) == [e["time_us"] for e in events[1000:]]  # from exactly that event on
     assert not conns[0].clamped and conns[0].start_seq == 1000
     clamped = [cn for cn in conns if cn.clamped]
@@ -429,7 +429,7 @@ def test_cursor_replays_from_that_time_and_a_too_old_cursor_is_clamped_and_recor
     assert gaps["created_at"].iloc[0].timestamp() == pytest.approx(1704067200.0)  # the cursor asked
     assert gaps["time_us"].iloc[0] == events[401]["time_us"]  # the first event the server had
     assert "older than its buffer" in gaps["detail"].iloc[0]
-    rows = len(ev) - 1 + len(streamkit.read(tmp_path / "old"))
+    rows = len(ev) - 1 + len(streamkit.read(tmp_path / "old", include_deleted=True, all_versions=True))
     assert rows == len(events) - 401
     # ... and the manifest (what `streamkit inspect` shows) names the missing span
     manifest = json.loads((tmp_path / "old" / "streamkit.json").read_text())
@@ -490,7 +490,7 @@ def test_sigkill_mid_capture_then_restart_leaves_no_gap_and_no_duplicate(tmp_pat
         conns = list(server.connections)
         events = server.events
     assert len(conns) == 2 and conns[1].cursor is not None and conns[1].cursor < events[killed_at]["time_us"]
-    df = streamkit.read(path)
+    df = streamkit.read(path, include_deleted=True, all_versions=True)
     ev = read_events(path)
     end = max(df["time_us"].max(), ev["time_us"].max())
     assert end >= events[killed_at + 200]["time_us"]
