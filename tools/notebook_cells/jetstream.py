@@ -58,8 +58,9 @@ from where it stopped."""),
 panel"""),
     ("md", """## Analyse with pandas
 
-`streamkit.read()` returns one row per post version (key: `did`, `collection`, `rkey`, `rev`; an
-edit is a new `rev`). Columns: `uri` (`at://did/app.bsky.feed.post/rkey`), `created_at` (the
+`streamkit.read()` returns one row per post: its newest version (the key is `did`, `collection`,
+`rkey`, `rev`; an edit is a new `rev`, kept: `all_versions=True` shows every one), without the
+posts deleted since (`include_deleted=True` keeps them). Columns: `uri` (`at://did/app.bsky.feed.post/rkey`), `created_at` (the
 post's own `createdAt`), `time` (when Jetstream saw it), `text`, `langs`, `reply_root_uri`,
 `reply_parent_uri`, `quote_uri`, `embed_type`, `hashtags`, `mentions` (DIDs), `links`, and `raw`.
 Post deletes, and every other collection, land in the events table: `streamkit.read_events()`."""),

@@ -82,14 +82,15 @@ for fill in c._stream.endpoint.fills:
     print({k: fill[k] for k in ("min_id", "pages", "statuses", "complete")})"""),
     ("md", """## Analyse with pandas
 
-`streamkit.read()` returns every stored *version* of each status (an edit arrives as
-`status.update` and is kept as a new row with its `edited_at`); `read_statuses()` gives the newest
-version of each and leaves out deleted statuses. Deletes, notifications and recorded gaps are in
-`streamkit.read_events()`."""),
+Every stored *version* of each status is kept (an edit arrives as `status.update` and is stored
+as a new row with its `edited_at`). `streamkit.read()` gives the newest version of each status and
+leaves out deleted ones; `all_versions=True` gives the edit history, `include_deleted=True` keeps
+deleted statuses (`read_statuses()` is the same call). Deletes, notifications and recorded gaps are
+in `streamkit.read_events()`."""),
     ("code", """panel.close()
 c.stop()
-versions = streamkit.read(path)
-statuses = read_statuses(path)
+versions = streamkit.read(path, all_versions=True, include_deleted=True)
+statuses = streamkit.read(path)
 events = streamkit.read_events(path)
 print(len(versions), "versions,", len(statuses), "statuses,", events["event_type"].value_counts().to_dict())
 statuses.groupby("language", dropna=False).size().sort_values(ascending=False).head()"""),
