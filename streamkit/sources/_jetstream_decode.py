@@ -355,7 +355,18 @@ class JetstreamSource(Source):
     def deleted_items(self, events: Any) -> Any:
         """``(did, collection, rkey)`` of every deleted post, with the ``rev`` of the delete:
         revisions are ordered in a repository (TIDs sort as strings), so a record created
-        again under the same key after its delete (a newer ``rev``) is not deleted."""
+        again under the same key after its delete (a newer ``rev``) is not deleted.
+
+        Examples
+        --------
+        >>> import pyarrow.dataset as pads
+        >>> delete = (b'{"did": "did:plc:a", "time_us": 1725911230411980, "kind": "commit", "commit": '
+        ...           b'{"rev": "3l3qo4zkqbk2b", "operation": "delete", "collection": "app.bsky.feed.post", '
+        ...           b'"rkey": "3l3qo2vuowo2b"}}')
+        >>> src = JetstreamSource()
+        >>> src.deleted_items(pads.dataset(src.decode_batch([delete]).events)).to_pylist()
+        [{'did': 'did:plc:a', 'collection': 'app.bsky.feed.post', 'rkey': '3l3qo2vuowo2b', 'rev': '3l3qo4zkqbk2b'}]
+        """
         import pyarrow.compute as pc
 
         return events.to_table(columns=["did", "collection", "rkey", "rev"],

@@ -281,7 +281,16 @@ class MastodonSource(Source):
     def deleted_items(self, events: Any) -> Any:
         """``(instance, id)`` of every status a ``delete`` event removed (a status id is
         only unique per instance; an event without an instance matches statuses stored
-        without one, as the decoder stores them with ``""``)."""
+        without one, as the decoder stores them with ``""``).
+
+        Examples
+        --------
+        >>> import pyarrow.dataset as pads
+        >>> src = MastodonSource(instance="mastodon.social")
+        >>> batch = src.decode_batch([b"event: delete\\ndata: 1039", b"event: filters_changed\\ndata: "])
+        >>> src.deleted_items(pads.dataset(batch.events)).to_pylist()
+        [{'instance': 'mastodon.social', 'id': '1039'}]
+        """
         import pyarrow.compute as pc
 
         table = events.to_table(columns=["instance", "status_id"], filter=pc.field("event_type") == "delete")
