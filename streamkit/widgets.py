@@ -157,7 +157,7 @@ class Panel:
         # Another source's filter is its own options (as `streamkit collect --source` takes them).
         self._source_fields = _source_fields(self.source) if self.source else []
         source_values = {k: collect_options.pop(k) for k in [f[0] for f in self._source_fields] if k in collect_options}
-        unknown = set(collect_options) - _collect_options()
+        unknown = set(collect_options) - _collect_options() - ({"bearer_token"} if self.source == "x-v2" else set())
         if unknown:
             raise ConfigError(
                 f"panel() got unknown option(s) {', '.join(sorted(unknown))}; "
@@ -247,6 +247,12 @@ class Panel:
             ],
             layout=w.Layout(border="1px solid #ddd", padding="8px", max_width="980px"),
         )
+        self.rules = None  # the "Rules" area of an X API v2 panel (streamkit._rules_panel)
+        if self.source == "x-v2":
+            from ._rules_panel import RulesArea
+
+            self.rules = RulesArea(w, token=self._bearer_token, base_url=self._api_url)
+            self.widget.children = (*self.widget.children[:-1], self.rules.widget, self.widget.children[-1])
         self.widget.add_class("streamkit-panel")
         # Ask the frontend to count the views it shows; while it reports none, stay idle.
         self.widget._view_count = 0
@@ -297,7 +303,7 @@ class Panel:
         >>> p.close()
         """
         if self.source:
-            return self._parse_source_filter()
+            return self._parse_source_filter(self.source)
         track = _split(self.inputs["track"].value)
         follow: list[int] = []
         for item in _split(self.inputs["follow"].value, r"[,\s]+"):
@@ -328,7 +334,7 @@ class Panel:
                 out[key] = value
         return out
 
-    def _parse_source_filter(self) -> dict[str, Any]:
+    def _parse_source_filter(self, source: str) -> dict[str, Any]:
         """The inputs of another source's panel as its options, checked by the source itself."""
         from .sources import open_source
 
@@ -350,7 +356,7 @@ class Panel:
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{label}: {exc}") from None
         base_url = self._options.get("base_url") or getattr(self.collector, "_base_url_given", None)
-        open_source(self.source, **out, **({"base_url": base_url} if base_url else {}))  # the source's own checks
+        open_source(source, **out, **({"base_url": base_url} if base_url else {}))  # the source's own checks
         return out
 
     def start(self) -> None:
@@ -377,6 +383,9 @@ class Panel:
                     options.setdefault(name, getattr(old, name))
                 for name, value in getattr(old, "_stream_options", {}).items():
                     options.setdefault(name, value)
+                for name in ("bearer_token", "access_token"):  # a credential given to collect(), kept
+                    if (getattr(old, "source_options", None) or {}).get(name):
+                        options.setdefault(name, old.source_options[name])
             self._set_buttons(starting=True)
             if self.source:
                 options["source"] = self.source
@@ -487,6 +496,8 @@ class Panel:
             return {"text/plain": "<streamkit panel (closed)>"}
         self._displayed = True
         self._visible.set()
+        if self.rules is not None and not self.rules.loaded:
+            self.rules.refresh(quiet=True)  # a short call with a timeout; errors become its message
         self._ensure_refresher()
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
         bundle["text/plain"] = repr(self)
@@ -494,6 +505,15 @@ class Panel:
 
     def __repr__(self) -> str:
         return f"<streamkit Panel: {self.state}>"
+
+    def _bearer_token(self) -> str | None:
+        """The capture's bearer token for the rules calls (None: ``$STREAMKIT_BEARER_TOKEN``)."""
+        options = getattr(self.collector, "source_options", None) or {}
+        return options.get("bearer_token") or self._options.get("bearer_token")
+
+    def _api_url(self) -> str | None:
+        """The server the capture uses (None: X's)."""
+        return self._options.get("base_url") or getattr(self.collector, "_base_url_given", None)
 
     def _on_view_count(self, change: dict[str, Any]) -> None:
         count = change["new"]
@@ -564,7 +584,7 @@ class Panel:
         stats = None if collector is None else collector.stats
         self._set_value(self._state, H.state_html(self._state_text(stats), stats and stats.last_error))
         self._set_buttons()
-        if collector is None:
+        if collector is None or stats is None:
             self._set_value(self._counters, H.counters_html(None))
             self._set_value(self._table, H.table_html([]))
             self._set_value(self._where, "")
