@@ -334,8 +334,9 @@ def table_html(records: Sequence[dict[str, Any]], columns: Sequence[tuple[str, s
         cells = []
         for heading, name in columns:
             value = row.get(name)
-            if hasattr(value, "strftime"):
-                cell = value.strftime("%H:%M:%S") if _text(value) else ""
+            strftime = getattr(value, "strftime", None)
+            if strftime is not None:
+                cell = strftime("%H:%M:%S") if _text(value) else ""
             elif name in AT_COLUMNS:
                 cell = "@" + _text(value) if _text(value) else ""
             elif heading == "text":

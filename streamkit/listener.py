@@ -184,5 +184,5 @@ class StreamListener:
     def on_direct_message(self, status: Model) -> Any:
         """Called with a ``direct_message``."""
 
-    def on_friends(self, friends: list[int]) -> Any:
+    def on_friends(self, friends: list[int] | None) -> Any:
         """Called with a user stream's friends list."""

@@ -32,9 +32,11 @@ True
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["Model", "Status", "User", "parse_twitter_time"]
+
+_M = TypeVar("_M", bound="Model")
 
 _TWITTER_TIME = "%a %b %d %H:%M:%S %z %Y"
 
@@ -85,7 +87,7 @@ class Model:
         object.__setattr__(self, "_cache", {})
 
     @classmethod
-    def parse(cls, json: dict[str, Any], api: Any = None) -> Model:
+    def parse(cls: type[_M], json: dict[str, Any], api: Any = None) -> _M:
         """Build a model from a decoded JSON object (Tweepy's signature)."""
         return cls(json)
 

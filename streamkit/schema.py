@@ -423,13 +423,14 @@ def _normalized(messages: Sequence[bytes]) -> tuple[Sequence[bytes], np.ndarray]
     slow = np.zeros(n, dtype=bool)
     if n == 0 or set(map(type, messages)) == {bytes}:
         return messages, slow
-    msgs = []
+    msgs: list[bytes] = []
     for i, m in enumerate(messages):
         if type(m) is not bytes:
-            m = _as_bytes(m)
-            if isinstance(m, str):
+            as_bytes = _as_bytes(m)
+            if isinstance(as_bytes, str):
                 slow[i] = True
-                m = b""
+                as_bytes = b""
+            m = as_bytes
         msgs.append(m)
     return msgs, slow
 
@@ -444,7 +445,8 @@ def _fast(msgs: Sequence[bytes], joined: _arrow.Joined, slow: np.ndarray) -> _Pa
     keep = is_status & ~t_slow
     # Notices are few: their kind is settled in Python, on their raw bytes.
     rows = np.flatnonzero(~is_status)
-    n_rows, kinds, raws = [], [], []
+    notice_rows: list[int] = []
+    kinds, raws = [], []
     buf, starts, lengths = joined.buf, joined.starts, joined.lengths
     firsts = first_notice.take(pa.array(rows)).to_pylist()
     for r, first in zip(rows.tolist(), firsts, strict=True):
@@ -454,10 +456,10 @@ def _fast(msgs: Sequence[bytes], joined: _arrow.Joined, slow: np.ndarray) -> _Pa
         if kind is None:
             late[r] = True
         else:
-            n_rows.append(r)
+            notice_rows.append(r)
             kinds.append(kind)
             raws.append(raw)
-    n_rows = np.asarray(n_rows, dtype=np.int64)
+    n_rows = np.asarray(notice_rows, dtype=np.int64)
     if len(n_rows):
         events, e_slow = _flat.events(table.take(pa.array(n_rows)), kinds, raws)
         late[n_rows[e_slow]] = True

@@ -411,8 +411,12 @@ class StreamingClient(StreamListener):
         """Called when the connection stalled (no byte, not even a keep-alive, for ``timeout`` s)."""
         log.warning("the X stream stalled; reconnecting")
 
-    def on_disconnect(self) -> Any:
-        """Called once when the stream has ended (``disconnect()``, a callback, or a fatal error)."""
+    def on_disconnect(self, notice: dict[str, Any] | None = None) -> Any:
+        """Called once when the stream has ended (``disconnect()``, a callback, or a fatal error).
+
+        ``notice`` is always None here (X v2 sends no disconnect notice); the parameter keeps
+        the signature of :meth:`StreamListener.on_disconnect`.
+        """
 
     # -- rules -------------------------------------------------------------------------------
     def add_rules(self, rules: StreamRule | str | Iterable[StreamRule | str], *, dry_run: bool = False) -> Response:

@@ -175,7 +175,7 @@ class TrackMatcher:
 
 def _check_track(track: Any) -> list[str]:
     phrases = [track] if isinstance(track, str) else list(track or [])
-    out = []
+    out: list[str] = []
     for p in phrases:
         if not isinstance(p, str) or not p.split():
             raise ConfigError(f"track phrases must be non-empty strings, got {p!r}")
@@ -511,7 +511,7 @@ def _as_list(value: Any, name: str) -> list[str]:
     if value is None:
         return []
     items = [value] if isinstance(value, str) else list(value)
-    out = []
+    out: list[str] = []
     for item in items:
         if not isinstance(item, str):
             raise ConfigError(f"{name} must be strings, got {item!r}")

@@ -423,8 +423,8 @@ class XV2Source(Source):
         self._state = state
         self._last_received_us: int | None = None
 
-    @property  # type: ignore[override]
-    def can_replay(self) -> bool:
+    @property
+    def can_replay(self) -> bool:  # type: ignore[override]  # per connection, not per class
         """Whether the connection being opened gets everything missed since the last one."""
         st = self._state
         return bool(self.backfill_minutes and st is not None and st.covered)

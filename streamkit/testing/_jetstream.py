@@ -70,7 +70,7 @@ WORDS = (
     "sunset morning news city train coding release paper model vote ocean mountain photo"
 ).split()
 HASHTAGS = ("python", "climate", "art", "bluesky", "science", "music", "dataviz", "cats")
-LANGS = (["en"], ["en"], ["en"], ["pt"], ["ja"], ["de"], ["es"], ["en", "es"], [])
+LANGS: tuple[list[str], ...] = (["en"], ["en"], ["en"], ["pt"], ["ja"], ["de"], ["es"], ["en", "es"], [])
 COLLECTIONS = (
     ("app.bsky.feed.post", 30), ("app.bsky.feed.like", 40), ("app.bsky.feed.repost", 9),
     ("app.bsky.graph.follow", 10), ("app.bsky.graph.block", 2), ("app.bsky.actor.profile", 2),

@@ -63,6 +63,7 @@ import time
 import uuid
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote
@@ -123,7 +124,8 @@ _FAULT_TEXT = {  # what the service says (routes/stream.js of mediawiki-services
 }
 
 
-class WikimediaSentEvent(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class WikimediaSentEvent:
     """One message event completely handed to a socket."""
 
     index: int  # position in the server's log
@@ -508,8 +510,9 @@ class WikimediaServer(LoopbackServer):
         last_event_id = req.headers.get("last-event-id")
         if last_event_id is not None:
             return self._from_id(last_event_id, names)
-        since = (params.get("since") or [None])[-1]
-        if since is not None:
+        since_values = params.get("since")
+        if since_values:
+            since = since_values[-1]
             ms = self._since_ms(since)
             return names, {s: self._first_index(_CODES[s], ts=ms) for s in names}
         now = self.available()

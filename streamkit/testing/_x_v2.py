@@ -478,6 +478,7 @@ class XV2Server(LoopbackServer):
                 self._active -= 1
 
     def _stream_refused(self, sock: socket.socket, req: Request, code: int) -> None:
+        body: dict[str, Any]
         if code == 429:
             body = {"title": "ConnectionException", "detail": "This stream is currently at the maximum allowed "
                     "connection limit.", "connection_issue": "TooManyConnections",

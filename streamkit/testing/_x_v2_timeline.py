@@ -112,7 +112,8 @@ def parse_rule(value: str) -> list[tuple[list[str], list[str]]]:
     negated_all: list[str] = []
     alternatives = []
     for group in groups:
-        pos, neg = [], []
+        pos: list[str] = []
+        neg: list[str] = []
         for tok in group:
             term, negated = (tok[1:], True) if tok.startswith("-") and len(tok) > 1 else (tok, False)
             op, sep, arg = term.partition(":")
