@@ -356,7 +356,9 @@ class Panel:
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{label}: {exc}") from None
         base_url = self._options.get("base_url") or getattr(self.collector, "_base_url_given", None)
-        open_source(source, **out, **({"base_url": base_url} if base_url else {}))  # the source's own checks
+        given = {**(getattr(self.collector, "source_options", None) or {}), **self._options}
+        credentials = {k: given[k] for k in ("bearer_token", "access_token") if given.get(k)}  # given, not typed
+        open_source(source, **out, **credentials, **({"base_url": base_url} if base_url else {}))  # the source's own checks
         return out
 
     def start(self) -> None:

@@ -212,6 +212,12 @@ def test_the_token_given_to_collect_is_used_and_never_shown(tmp_path, monkeypatc
         p = streamkit.panel(source="x-v2", base_url=server.url, bearer_token=TOKEN, path=tmp_path / "e", **FAST)
         try:
             assert p.rules.refresh() and p.rules.listed == []
-            assert TOKEN not in repr(p) + shown(p)
+            p.rules.inputs["value"].value = "python"
+            p.rules.buttons["add"].click()
+            p.buttons["start"].click()  # and Start captures with it, though the environment has none
+            assert p.running, p.message
+            assert wait_until(lambda: p.collector.stats.stored >= 3)
+            p.buttons["stop"].click()
+            assert TOKEN not in repr(p) + shown(p) + p._where.value + p._table.value
         finally:
             p.close()
