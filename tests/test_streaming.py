@@ -442,7 +442,7 @@ def test_dechunk_restores_the_body_whatever_the_chunk_and_read_borders():
         body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 3000)))
         wire = _chunked(body, [1, 2, 7, 100, 4096], rng)
         cuts = sorted(rng.sample(range(1, len(wire)), min(len(wire) - 1, rng.randrange(0, 40))))
-        pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)])]
+        pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
         reads = iter(pieces)
         out = list(dechunk(lambda n, it=reads: next(it), 1 << 16))
         assert b"".join(out) == body
