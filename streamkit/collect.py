@@ -14,7 +14,12 @@ Threads and data flow (see DESIGN.md)::
                                                  └─> pending queue ──> writer thread:
                 decode once into Arrow columns ─> live ring (Collector.df)
                                                  └─> dedupe + Parquet part files every
-                                                     flush_rows / flush_seconds
+                                                     flush_rows / flush_bytes / flush_seconds
+
+Memory is bounded in bytes at every step: the reader waits once 4 MiB wait for the
+dispatch thread; beyond 8 MiB (``max_pending_bytes``) received messages stay only in the
+WAL and the writer reads them back; it decodes passes of at most 8 MiB and commits at
+``flush_bytes`` (16 MiB) at the latest, handing the Arrow pool's free pages back.
 
 Examples
 --------
@@ -327,8 +332,8 @@ class Collector:
         duration: float | None = None,
         wal_group_messages: int = 5_000,
         wal_group_seconds: float = 1.0,
-        max_pending_bytes: int = 16 * 1024 * 1024,
-        flush_bytes: int = 32 * 1024 * 1024,
+        max_pending_bytes: int = 8 * 1024 * 1024,
+        flush_bytes: int = 16 * 1024 * 1024,
         endpoint: Any = None,
         decoder: Any = None,
         source: str | None = None,
@@ -728,7 +733,7 @@ class Collector:
         options = dict(self._stream_options)
         # The dispatch thread only appends to the WAL, and a backlog beyond this spills
         # to the WAL anyway: a big in-memory hand-off would only cost memory.
-        options.setdefault("max_buffer_bytes", 8 * 1024 * 1024)
+        options.setdefault("max_buffer_bytes", 4 * 1024 * 1024)
         if self._endpoint is not None:
             if self._endpoint.stall_timeout:
                 options.setdefault("timeout", self._endpoint.stall_timeout)
@@ -1215,7 +1220,8 @@ def collect(
     base_url : str, optional
         Streaming endpoint (e.g. a local ``streamkit.testing.StreamServer``).
     flush_rows, flush_seconds
-        Commit a Parquet part file after this many messages or seconds.
+        Commit a Parquet part file after this many messages or seconds (or once the
+        uncommitted messages reach ``flush_bytes``, see below).
     view_rows : int
         Rows kept for the live ``Collector.df``.
     keep_raw : bool
@@ -1226,9 +1232,9 @@ def collect(
         ``max_tweets``, ``duration`` (seconds), ``filter_level``,
         ``stall_warnings``, ``sample``, WAL group settings, and every
         :class:`Stream` option (``timeout``, ``retry_time``, ``snooze_time``, ...).
-        ``flush_bytes`` (default 32 MiB) also commits once the uncommitted messages
+        ``flush_bytes`` (default 16 MiB) also commits once the uncommitted messages
         reach this many bytes, which bounds the memory a batch holds.
-        ``max_pending_bytes`` (default 16 MiB): received messages beyond this, not yet
+        ``max_pending_bytes`` (default 8 MiB): received messages beyond this, not yet
         decoded, are kept only in the write-ahead log and read back from it.
 
     Returns
