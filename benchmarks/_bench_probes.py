@@ -118,6 +118,16 @@ def run_memory(a: argparse.Namespace) -> dict[str, Any]:
                           base_url=a.url, keep_raw=True, progress=False)
     try:
         wait_collected(c, None, poll=0.05, on_poll=on_poll)
+        # The server is done; the writer may still be working through a backlog held in
+        # the WAL. Keep reading the checkpoints until every message is committed, so that
+        # each is read when it is reached, not all at once after stop().
+        drain_until = time.monotonic() + max(600.0, checkpoints[-1] / 500.0)
+        while c.running and time.monotonic() < drain_until:
+            s = c.stats
+            on_poll(s)
+            if s.pending == 0:
+                break
+            time.sleep(0.05)
     finally:
         c.stop()
     w.stop()

@@ -12,7 +12,7 @@ import ipaddress
 import socket
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -171,8 +171,20 @@ def check_base_url(base_url: str, *, verify: bool | str = True) -> str:
 
 
 def iter_body(response: requests.Response, chunk_size: int) -> Iterator[bytes]:
-    """Yield body bytes as soon as they arrive (per HTTP chunk, or per ``read1``)."""
+    """Yield body bytes as soon as they arrive: what one socket read brings, de-chunked.
+
+    A chunked body without a content encoding (a stream's usual form) is de-chunked here
+    over large reads (:func:`dechunk`): every ``chunk_size`` bytes that arrive together
+    come out as one piece, however many HTTP chunks they hold, so the framer and the
+    listener get few large batches instead of one small one per HTTP chunk. Other bodies
+    (gzip, not chunked) go through urllib3.
+    """
     raw = response.raw
+    fp = getattr(getattr(raw, "_fp", None), "fp", None)
+    encoded = raw.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
+    if raw.chunked and fp is not None and hasattr(fp, "read1") and not encoded:
+        yield from dechunk(fp.read1, max(int(chunk_size), _MIN_READ))
+        return
     if raw.chunked and raw.supports_chunked_reads():
         yield from raw.read_chunked(amt=None, decode_content=True)
         return
@@ -181,3 +193,83 @@ def iter_body(response: requests.Response, chunk_size: int) -> Iterator[bytes]:
         if not data:
             return
         yield data
+
+
+# De-chunking reads at least this much at a time (one read returns what has arrived).
+_MIN_READ = 1 << 16
+# A chunk-size line (hex size, extensions) longer than this is not HTTP.
+_MAX_SIZE_LINE = 4096
+
+
+def dechunk(read1: Callable[[int], bytes], size: int) -> Iterator[bytes]:
+    r"""The data of an HTTP/1.1 chunked body, from reads of up to ``size`` bytes.
+
+    ``read1(size)`` returns what has arrived (at least one byte; ``b""`` when the
+    connection closed). Each read yields at most one piece: the chunk data it completed
+    or carried, joined. Returns after the last (zero-size) chunk; trailers are not read
+    (the caller closes the connection). Raises ``urllib3.exceptions.ProtocolError`` when
+    the connection closes inside the body or the chunk framing is broken.
+
+    Examples
+    --------
+    >>> wire = [b"5\r\nhel", b"lo\r\n3;x=1\r\n wo\r\n", b"2\r\nrl\r", b"\n1\r\nd\r\n0\r\n\r\n"]
+    >>> list(dechunk(lambda n, it=iter(wire): next(it), 1 << 16))
+    [b'hel', b'lo wo', b'rl', b'd']
+    >>> list(dechunk(lambda n, it=iter([b"5\r\nhel", b""]): next(it), 1 << 16))
+    Traceback (most recent call last):
+    ...
+    urllib3.exceptions.ProtocolError: Connection broken: the server closed the connection inside an HTTP chunk
+    """
+    protocol_error = urllib3.exceptions.ProtocolError
+    pending = b""  # an incomplete chunk-size line
+    remaining = 0  # data bytes left in the current chunk
+    crlf = 0  # bytes of the CRLF that ends the current chunk's data, still to come
+    while True:
+        data = read1(size)
+        if not data:
+            raise protocol_error(
+                "Connection broken: the server closed the connection inside an HTTP chunk"
+            )
+        if pending:
+            data, pending = pending + data, b""
+        pos, n = 0, len(data)
+        out: list[bytes] = []
+        while pos < n:
+            if remaining:
+                end = min(n, pos + remaining)
+                out.append(data if pos == 0 and end == n else data[pos:end])
+                remaining -= end - pos
+                pos = end
+                if not remaining:
+                    crlf = 2
+                continue
+            if crlf:
+                take = min(crlf, n - pos)
+                if data[pos : pos + take] != b"\r\n"[2 - crlf : 2 - crlf + take]:
+                    raise protocol_error("Connection broken: an HTTP chunk does not end with CRLF")
+                pos += take
+                crlf -= take
+                continue
+            eol = data.find(b"\n", pos)
+            if eol < 0:
+                pending = data[pos:]
+                if len(pending) > _MAX_SIZE_LINE:
+                    raise protocol_error("Connection broken: an HTTP chunk-size line is too long")
+                break
+            line = data[pos:eol]
+            pos = eol + 1
+            try:
+                length = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise protocol_error(
+                    f"Connection broken: invalid HTTP chunk length {line[:40]!r}"
+                ) from None
+            if length < 0:
+                raise protocol_error(f"Connection broken: invalid HTTP chunk length {line[:40]!r}")
+            if length == 0:  # the last chunk: the body is complete
+                if out:
+                    yield out[0] if len(out) == 1 else b"".join(out)
+                return
+            remaining = length
+        if out:
+            yield out[0] if len(out) == 1 else b"".join(out)

@@ -14,7 +14,12 @@ Threads and data flow (see DESIGN.md)::
                                                  └─> pending queue ──> writer thread:
                 decode once into Arrow columns ─> live ring (Collector.df)
                                                  └─> dedupe + Parquet part files every
-                                                     flush_rows / flush_seconds
+                                                     flush_rows / flush_bytes / flush_seconds
+
+Memory is bounded in bytes at every step: the reader waits once 4 MiB wait for the
+dispatch thread; beyond 8 MiB (``max_pending_bytes``) received messages stay only in the
+WAL and the writer reads them back; it decodes passes of at most 8 MiB and commits at
+``flush_bytes`` (16 MiB) at the latest, handing the Arrow pool's free pages back.
 
 Examples
 --------
@@ -74,6 +79,9 @@ _STREAM_OPTIONS = {
 }
 
 _AUTH_RETRIES = 3
+
+# Payload bytes the writer decodes in one pass (at least one network read's batch).
+_PASS_BYTES = 8 << 20
 
 # A failing Parquet commit is retried after 0.5 s, 1 s, 2 s, ... up to a minute apart (the
 # data are safe in the WAL meanwhile); once the capture is ending, a few quick tries.
@@ -260,8 +268,9 @@ class _Pending:
     """Received batches waiting for the writer; payloads beyond a budget stay only in the WAL."""
 
     def __init__(self, budget_bytes: int) -> None:
-        # (first, last, messages or None when spilled, received_us, bytes held in memory)
-        self._items: deque[tuple[int, int, list[bytes] | None, int, int]] = deque()
+        # (first, last, messages or None when spilled, received_us, bytes held in memory,
+        # payload bytes)
+        self._items: deque[tuple[int, int, list[bytes] | None, int, int, int]] = deque()
         self._lock = threading.Lock()
         self._bytes = 0
         self.budget = budget_bytes
@@ -271,21 +280,23 @@ class _Pending:
         with self._lock:
             if self._bytes + nbytes > self.budget:
                 self.spilled += last - first + 1
-                self._items.append((first, last, None, received_us, 0))  # re-read from the WAL
+                self._items.append((first, last, None, received_us, 0, nbytes))  # re-read from the WAL
             else:
                 self._bytes += nbytes
-                self._items.append((first, last, messages, received_us, nbytes))
+                self._items.append((first, last, messages, received_us, nbytes, nbytes))
 
-    def take(self, max_messages: int) -> list[tuple[int, int, list[bytes] | None, int]]:
-        """The oldest batches, up to about ``max_messages`` messages (at least one batch)."""
+    def take(self, max_messages: int, max_bytes: int | None = None) -> list[tuple[int, int, list[bytes] | None, int, int]]:
+        """The oldest batches, up to about ``max_messages`` messages and ``max_bytes`` bytes
+        of payload (at least one batch): (first, last, messages or None, received_us, bytes)."""
         with self._lock:
             items = []
-            count = 0
-            while self._items and count < max_messages:
-                first, last, messages, received_us, nbytes = self._items.popleft()
-                self._bytes -= nbytes  # counted once, by put()
-                items.append((first, last, messages, received_us))
+            count = size = 0
+            while self._items and count < max_messages and (max_bytes is None or size < max_bytes):
+                first, last, messages, received_us, held, nbytes = self._items.popleft()
+                self._bytes -= held  # counted once, by put()
+                items.append((first, last, messages, received_us, nbytes))
                 count += last - first + 1
+                size += nbytes
             return items
 
     def __len__(self) -> int:
@@ -321,7 +332,8 @@ class Collector:
         duration: float | None = None,
         wal_group_messages: int = 5_000,
         wal_group_seconds: float = 1.0,
-        max_pending_bytes: int = 64 * 1024 * 1024,
+        max_pending_bytes: int = 8 * 1024 * 1024,
+        flush_bytes: int = 16 * 1024 * 1024,
         endpoint: Any = None,
         decoder: Any = None,
         source: str | None = None,
@@ -373,6 +385,7 @@ class Collector:
             ("flush_rows", flush_rows, 1),
             ("view_rows", view_rows, 0),
             ("wal_group_messages", wal_group_messages, 1),
+            ("flush_bytes", flush_bytes, 1),
         ):
             if not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -404,6 +417,7 @@ class Collector:
         else:
             self.path = default_path(track=track, follow=follow, locations=locations)
         self.flush_rows = flush_rows
+        self.flush_bytes = flush_bytes
         self.flush_seconds = float(flush_seconds)
         self.view_rows = view_rows
         self.keep_raw = keep_raw
@@ -414,6 +428,9 @@ class Collector:
         self._progress: Any = None
         self._pending = _Pending(max_pending_bytes)
         self._pass_messages = max(1_000, min(flush_rows, 10_000))
+        # Decoding a pass takes several times its size in temporaries: a few MiB per pass
+        # keep the peak low at the same speed (the decoder's per-pass cost is small).
+        self._pass_bytes = max(1, min(_PASS_BYTES, flush_bytes))
         self._lock = threading.RLock()
         self._stats = CollectorStats()
         self._ring: pa.Table | None = None
@@ -722,7 +739,7 @@ class Collector:
         options = dict(self._stream_options)
         # The dispatch thread only appends to the WAL, and a backlog beyond this spills
         # to the WAL anyway: a big in-memory hand-off would only cost memory.
-        options.setdefault("max_buffer_bytes", 16 * 1024 * 1024)
+        options.setdefault("max_buffer_bytes", 4 * 1024 * 1024)
         if self._endpoint is not None:
             if self._endpoint.stall_timeout:
                 options.setdefault("timeout", self._endpoint.stall_timeout)
@@ -876,7 +893,7 @@ class Collector:
     def _write_until_stopped(self, wal: WriteAheadLog, ds: DatasetWriter) -> None:
         batch: list[schema.DecodedBatch] = []
         span: list[int] = []  # first and last WAL seq of the uncommitted batch
-        rows = 0
+        rows = size = 0  # messages and payload bytes of the uncommitted batch
         since = time.monotonic()
         tick = min(0.2, self.flush_seconds / 2)
         deadline = None if self.duration is None else time.monotonic() + self.duration
@@ -889,13 +906,15 @@ class Collector:
                 and not stream.running
                 and (stream.thread is None or not stream.thread.is_alive())
             )
-            # Bounded work per pass keeps memory flat when the writer falls behind.
-            items = self._pending.take(self._pass_messages)
+            # Bounded work per pass (messages and bytes) keeps memory flat when the writer
+            # falls behind: decoding takes several times a pass's size in temporaries.
+            items = self._pending.take(self._pass_messages, self._pass_bytes)
             if items:
                 # Decode everything that arrived since the last tick in one call:
                 # per-batch overheads dominate when network reads are small.
                 messages, received = [], []
-                for first, last, msgs, received_us in items:
+                for first, last, msgs, received_us, nbytes in items:
+                    size += nbytes
                     if msgs is None:  # spilled: only the WAL holds the payloads
                         for _, rec_us, payload in wal.read(first, last):
                             messages.append(payload)
@@ -915,14 +934,19 @@ class Collector:
                 rows += len(messages)
                 self._update_view(decoded)
                 self._count_notices(decoded, items[0][0])
+                # A pass's temporaries are free now: hand the pages back (mimalloc keeps
+                # them otherwise, and the process's footprint grows to its worst pass).
+                del messages, received, decoded
+                pa.default_memory_pool().release_unused()
             wal.maybe_sync()
             self._update_rate()
             if self._gaps or self._endpoint is not None:
                 self._record_gaps(ds)
             stopping = self._stop_requested.is_set() or stream_done
-            if batch and (rows >= self.flush_rows or time.monotonic() - since >= self.flush_seconds or stopping):
+            if batch and (rows >= self.flush_rows or size >= self.flush_bytes
+                          or time.monotonic() - since >= self.flush_seconds or stopping):
                 self._commit(ds, wal, span[0], span[1], batch)
-                batch, span, rows = [], [], 0
+                batch, span, rows, size = [], [], 0, 0
             limit_hit = self.max_tweets is not None and self._stats.stored >= self.max_tweets
             timed_out = deadline is not None and time.monotonic() >= deadline
             if (limit_hit or timed_out) and not self._stop_requested.is_set():
@@ -973,6 +997,9 @@ class Collector:
                 self._last_error_time = time.time()
         self._count_commit(result)
         wal.release(ds.committed_seq)
+        # The Arrow allocator keeps freed pages for reuse; the next batch is seconds away,
+        # so give them back now (mimalloc otherwise holds on to the peak of every commit).
+        pa.default_memory_pool().release_unused()
 
     def _save_after_deletion(self, gone: _DatasetGone) -> None:
         """The dataset folder was deleted: stop, and write what is still held to a new one."""
@@ -996,7 +1023,7 @@ class Collector:
         messages: list[bytes] = []
         received: list[int] = []
         first = last = -1
-        for lo, hi, msgs, received_us in self._pending.take(1 << 62):
+        for lo, hi, msgs, received_us, _ in self._pending.take(1 << 62):
             if msgs is None:  # spilled: only the deleted log had it
                 lost += hi - lo + 1
                 continue
@@ -1201,7 +1228,8 @@ def collect(
     base_url : str, optional
         Streaming endpoint (e.g. a local ``streamkit.testing.StreamServer``).
     flush_rows, flush_seconds
-        Commit a Parquet part file after this many messages or seconds.
+        Commit a Parquet part file after this many messages or seconds (or once the
+        uncommitted messages reach ``flush_bytes``, see below).
     view_rows : int
         Rows kept for the live ``Collector.df``.
     keep_raw : bool
@@ -1212,6 +1240,10 @@ def collect(
         ``max_tweets``, ``duration`` (seconds), ``filter_level``,
         ``stall_warnings``, ``sample``, WAL group settings, and every
         :class:`Stream` option (``timeout``, ``retry_time``, ``snooze_time``, ...).
+        ``flush_bytes`` (default 16 MiB) also commits once the uncommitted messages
+        reach this many bytes, which bounds the memory a batch holds.
+        ``max_pending_bytes`` (default 8 MiB): received messages beyond this, not yet
+        decoded, are kept only in the write-ahead log and read back from it.
 
     Returns
     -------

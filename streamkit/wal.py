@@ -67,6 +67,9 @@ _TIMESTAMP = struct.Struct("<q")
 _MAX_RECORD_BYTES = 1 << 30
 _SEGMENT_RE = re.compile(r"^wal-(\d{20})\.log$")
 _LOCK_NAME = "LOCK"
+# Bytes per read when reading records back (a few MiB: a spilled backlog is read in bulk).
+_READ_BYTES = 4 << 20
+_FIRST_READ_BYTES = 64 << 10
 
 
 def _segment_name(first_seq: int) -> str:
@@ -168,6 +171,63 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _read_segment(
+    directory: Path, seg: int, lo: int, hi: int, start: tuple[int, int] | None = None
+) -> Iterator[tuple[int, int, bytes, int]]:
+    """Records ``lo..hi`` of the segment starting at ``seg``: (seq, received_at_us, payload,
+    offset after the record). ``start`` is a known (seq, offset) to begin from."""
+    path = directory / _segment_name(seg)
+    try:
+        f = open(path, "rb", buffering=0)  # noqa: SIM115
+    except FileNotFoundError:
+        return  # released meanwhile: everything in it was committed
+    except OSError as exc:
+        raise _sink_error("read the write-ahead log segment", path, exc) from exc
+    unpack, header_size, crc32, stamp = _HEADER.unpack_from, _HEADER.size, zlib.crc32, _TIMESTAMP.pack
+    with f:
+        seq, offset = start if start is not None else (seg, len(_MAGIC))
+        # Records are parsed out of large reads (a few MiB): one system call and one
+        # buffer for many records instead of two reads per record.
+        buf = b""
+        at = 0  # where buf[at] lies in the file is `offset`
+        step = _FIRST_READ_BYTES  # grows: a short range costs a short read
+        try:
+            f.seek(offset)
+            while seq <= hi:
+                if len(buf) - at < header_size:
+                    buf = buf[at:] + f.read(step)
+                    step = min(2 * step, _READ_BYTES)
+                    at = 0
+                    if len(buf) < header_size:
+                        break
+                length, crc, received_at = unpack(buf, at)
+                if length > _MAX_RECORD_BYTES:
+                    break
+                end = at + header_size + length
+                if end > len(buf):
+                    buf = buf[at:] + f.read(max(step, end - len(buf)))
+                    step = min(2 * step, _READ_BYTES)
+                    end -= at
+                    at = 0
+                    if end > len(buf):
+                        break  # a torn record
+                if seq >= lo:
+                    payload = buf[at + header_size : end]
+                    if crc != crc32(payload, crc32(stamp(received_at))):
+                        break
+                    yield seq, received_at, payload, offset + end - at
+                offset += end - at
+                at = end
+                seq += 1
+        except OSError as exc:
+            raise _sink_error("read the write-ahead log segment", path, exc) from exc
+        if seq <= hi:
+            logger.error(
+                "write-ahead log %s is corrupt at record %d; records %d..%d are lost",
+                path, seq, seq, hi,
+            )
 
 
 class WriteAheadLog:
@@ -586,46 +646,11 @@ class WriteAheadLog:
                 yield from self._read_segment(seg, lo, hi)
 
     def _read_segment(self, seg: int, lo: int, hi: int) -> Iterator[tuple[int, int, bytes]]:
-        path = self._dir / _segment_name(seg)
-        try:
-            f = open(path, "rb")  # noqa: SIM115
-        except FileNotFoundError:
-            return  # released meanwhile: everything in it was committed
-        except OSError as exc:
-            raise _sink_error("read the write-ahead log segment", path, exc) from exc
-        with f:
-            seq, offset = seg, len(_MAGIC)
-            hint = self._read_hint
-            if hint is not None and hint[1] == seg and hint[0] <= lo:
-                seq, offset = hint[0], hint[2]
-            try:
-                f.seek(offset)
-                while seq <= hi:
-                    header = f.read(_HEADER.size)
-                    if len(header) < _HEADER.size:
-                        break
-                    length, crc, received_at = _HEADER.unpack(header)
-                    if length > _MAX_RECORD_BYTES:
-                        break
-                    if seq < lo:
-                        f.seek(length, os.SEEK_CUR)
-                    else:
-                        payload = f.read(length)
-                        if len(payload) < length or crc != zlib.crc32(
-                            payload, zlib.crc32(_TIMESTAMP.pack(received_at))
-                        ):
-                            break
-                        self._read_hint = (seq + 1, seg, f.tell())
-                        yield seq, received_at, payload
-                    offset += _HEADER.size + length
-                    seq += 1
-            except OSError as exc:
-                raise _sink_error("read the write-ahead log segment", path, exc) from exc
-            if seq <= hi:
-                logger.error(
-                    "write-ahead log %s is corrupt at record %d; records %d..%d are lost",
-                    path, seq, seq, hi,
-                )
+        hint = self._read_hint
+        start = (hint[0], hint[2]) if hint is not None and hint[1] == seg and hint[0] <= lo else None
+        for seq, received_at, payload, end in _read_segment(self._dir, seg, lo, hi, start):
+            self._read_hint = (seq + 1, seg, end)
+            yield seq, received_at, payload
 
     def release(self, upto_seq: int) -> int:
         """Delete the whole segments whose records all have ``seq <= upto_seq``.

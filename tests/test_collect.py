@@ -775,3 +775,24 @@ def test_a_status_sent_again_is_stored_once_across_reconnects_and_captures(tmp_p
     df = streamkit.read(path)
     assert len(df) == df["id"].nunique() == 150
     assert sorted(df["id"]) == sorted(json.loads(p)["id"] for p in payloads)
+
+
+def test_flush_bytes_commits_before_flush_rows_or_flush_seconds(tmp_path):
+    # ~4 KB statuses and 40 kB per commit: many part files, and no wait for 60 s / 10**6 rows.
+    with make_server(statuses=300, notices=0.0, rate=3000) as server:
+        c = capture(server.url, tmp_path / "bytes", flush_rows=10**6, flush_seconds=60.0,
+                    flush_bytes=40_000)
+        try:
+            assert c.wait_for(stored=250, timeout=30), c.stats
+        finally:
+            c.stop()
+        sent = server.sent
+    parts = sorted((tmp_path / "bytes" / "tweets").rglob("part-*.parquet"))
+    assert len(parts) >= 5, parts
+    ids = [r["id"] for r in stored_rows(tmp_path / "bytes")]
+    assert sorted(ids) == sorted(sent) and len(ids) == len(set(ids)) == 300
+
+
+def test_flush_bytes_must_be_positive(tmp_path):
+    with pytest.raises(streamkit.ConfigError, match="flush_bytes must be an integer >= 1"):
+        streamkit.Collector(track=["x"], auth=make_auth(), path=tmp_path, flush_bytes=0)

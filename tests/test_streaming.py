@@ -416,3 +416,65 @@ def test_user_stream_messages_reach_their_callbacks():
     assert calls["on_event"] == ("favorite",)
     assert calls["on_direct_message"] == ("hello",)
     assert stream.exception is None
+
+
+# -- de-chunking the body over large reads (streamkit._http.dechunk) ----------------------------
+
+
+def _chunked(body: bytes, sizes, rng) -> bytes:
+    """``body`` as an HTTP/1.1 chunked body, chunk sizes drawn from ``sizes``, with extensions."""
+    out, at = [], 0
+    while at < len(body):
+        n = min(rng.choice(sizes), len(body) - at)
+        ext = b";name=value" if rng.random() < 0.2 else b""
+        out.append(b"%x%s\r\n%s\r\n" % (n, ext, body[at : at + n]))
+        at += n
+    return b"".join(out) + b"0\r\n\r\n"
+
+
+def test_dechunk_restores_the_body_whatever_the_chunk_and_read_borders():
+    import random
+
+    from streamkit._http import dechunk
+
+    rng = random.Random(5)
+    for _ in range(300):
+        body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 3000)))
+        wire = _chunked(body, [1, 2, 7, 100, 4096], rng)
+        cuts = sorted(rng.sample(range(1, len(wire)), min(len(wire) - 1, rng.randrange(0, 40))))
+        pieces = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+        reads = iter(pieces)
+        out = list(dechunk(lambda n, it=reads: next(it), 1 << 16))
+        assert b"".join(out) == body
+        assert all(out), "no empty pieces"
+        assert len(out) <= len(pieces), "at most one piece per read"
+
+
+@pytest.mark.parametrize("wire, message", [
+    (b"5\r\nhel", "closed the connection inside an HTTP chunk"),
+    (b"zz\r\nhello\r\n", "invalid HTTP chunk length"),
+    (b"5\r\nhelloXX", "does not end with CRLF"),
+    (b"5" * 5000, "chunk-size line is too long"),
+])
+def test_dechunk_reports_a_broken_body_as_a_network_error(wire, message):
+    import urllib3
+
+    from streamkit._http import NETWORK_ERRORS, dechunk
+
+    reads = iter([wire, b""])
+    with pytest.raises(urllib3.exceptions.ProtocolError, match=message) as info:
+        list(dechunk(lambda n: next(reads), 1 << 16))
+    assert isinstance(info.value, NETWORK_ERRORS)  # the stream reconnects, as for a cut
+
+
+@pytest.mark.parametrize("chunk_bytes", [7, 1 << 20])
+def test_tiny_and_huge_http_chunks_deliver_every_status_once(chunk_bytes):
+    with StreamServer(statuses=400, notices=0.0, chunk_bytes=chunk_bytes, pool_size=100,
+                      faults=[Fault.cut(after=150)]) as server:
+        listener = Recorder()
+        stream = run_async(server, listener)
+        assert wait_until(lambda: len(listener.statuses) >= 400, timeout=30)
+        stream.disconnect()
+        got = [s.id for s in listener.statuses]
+        assert len(got) == len(set(got)) == 400 and set(got) == set(server.sent)
+        assert stream.stats.reconnects == 1  # the cut, read as a broken connection
