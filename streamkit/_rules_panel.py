@@ -107,9 +107,9 @@ class RulesArea:
         self._loaded = False
         self._message = ""
         self.listed: list[Any] = []
-        text = dict(layout=w.Layout(width="auto"), style={"description_width": "50px"})
         self.inputs = {
-            "value": w.Text(description="Rule", placeholder="climate (cop30 OR #cop30) lang:en -is:retweet", **text),
+            "value": w.Text(description="Rule", placeholder="climate (cop30 OR #cop30) lang:en -is:retweet",
+                            layout=w.Layout(flex="1 1 auto", width="auto"), style={"description_width": "40px"}),
             "tag": w.Text(description="Tag", placeholder="optional label, e.g. cop30",
                           layout=w.Layout(width="220px"), style={"description_width": "40px"}),
             "dry_run": w.Checkbox(value=False, description="Dry run", indent=False,
@@ -186,7 +186,8 @@ class RulesArea:
             rule = StreamRule(value, tag)
             said = f"{value!r}" + (f" (tag {tag})" if tag else "")
             if dry:
-                done = self._call(f"Dry run: X refused {said}", lambda c: c.add_rules(rule, dry_run=True))
+                done = self._call(f"Dry run of {said} failed", lambda c: c.add_rules(rule, dry_run=True),
+                                  value, refused=f"Dry run: X refuses {said}")
                 if done is not None:
                     if done.errors:
                         self._say(f"Dry run: {said} already exists (id {done.errors[0].get('id')}); nothing changed.")
@@ -194,7 +195,8 @@ class RulesArea:
                         self._say(f"Dry run: X accepts {said} as a valid rule; nothing was added "
                                   "(uncheck Dry run and press Add to add it).")
                 return
-            done = self._call(f"Not added: X refused {said}", lambda c: (c.add_rules(rule), self._load(c))[0])
+            done = self._call(f"{said} was not added", lambda c: (c.add_rules(rule), self._load(c))[0],
+                              value, refused=f"Not added: X refused {said}")
             if done is None:
                 return
             if done.errors:
@@ -216,6 +218,10 @@ class RulesArea:
             if done is not None:
                 n = done.meta.get("summary", {}).get("deleted", len(ids))
                 self._say(f"Deleted {_plural(n)}; {_plural(len(self.listed))} left.")
+            elif "could not delete" in self._message:  # deleted elsewhere meanwhile: show the list as it is
+                said = self._message
+                if self._call("", self._load) is not None:
+                    self._say(f"{said} The list is reloaded.", error=True)
 
     def delete_all(self) -> None:
         """Delete every rule of the app: the first call asks, the second deletes (the Delete all button)."""
@@ -259,7 +265,7 @@ class RulesArea:
         options = [(f"{r.value}   ·   tag: {r.tag or '–'}   ·   id {r.id}", r.id) for r in self.listed]
         self.select.options = options
         self.select.value = tuple(i for _label, i in options if i in selected)
-        self.select.rows = min(max(len(options), 2), 10)
+        self.select.rows = min(max(len(options), 3), 10)
         if not self._loaded:
             status = "Rules not loaded yet: press Refresh."
         elif self.listed:
@@ -268,8 +274,13 @@ class RulesArea:
             status = f"No rules on {self._where()}: add one below, or the filtered stream sends nothing."
         self._status.value = f"<span class='streamkit-rules-status' style='color:#555'>{html.escape(status)}</span>"
 
-    def _call(self, failed: str, action: Callable[[Any], Any]) -> Any:
-        """Run ``action(client)``; None (and a message) when it failed. Never raises."""
+    def _call(self, failed: str, action: Callable[[Any], Any], value: str | None = None,
+              refused: str | None = None) -> Any:
+        """Run ``action(client)``; None (and a message) when it failed. Never raises.
+
+        ``failed`` starts the message of any failure; ``refused`` (when given) that of X refusing
+        the rule ``value`` (X's reason repeats the value, the message says it once).
+        """
         from .x_client import StreamingClient
 
         for button in self.buttons.values():
@@ -298,7 +309,10 @@ class RulesArea:
                 if reason.startswith(prefix):
                     reason = reason[len(prefix):]
                     break
-            self._say(f"{failed}: {reason}", error=True, token=token)
+            reason = reason.replace(" List the rules with get_rules() (or `streamkit rules list`).", "")
+            if value is not None and reason.startswith(f"{value!r}: "):
+                reason = reason[len(repr(value)) + 2:]
+            self._say(f"{refused or failed}: {reason}", error=True, token=token)
         except StreamkitError as exc:  # HTTP errors, an unreachable server
             self._say(f"{failed}: {exc}", error=True, token=token)
         except Exception as exc:  # a button must report, never raise into the notebook

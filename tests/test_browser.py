@@ -10,6 +10,7 @@ also replaces ``docs/panel.png`` (the README's picture).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -67,10 +68,17 @@ def _free_port() -> int:
 @pytest.fixture
 def voila(tmp_path):
     """Serve the panel notebook with Voila on 127.0.0.1; yield its URL; stop it and its kernel."""
+    with serve_notebook(tmp_path, NOTEBOOK) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_notebook(tmp_path, code: str):
+    """Serve a one-cell notebook of ``code`` with Voila on 127.0.0.1; yield its URL; stop it and its kernel."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    nb = new_notebook(cells=[new_code_cell(NOTEBOOK)])
+    nb = new_notebook(cells=[new_code_cell(code)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "panel.ipynb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMKIT_")}
@@ -187,3 +195,74 @@ def test_panel_in_chromium_start_watch_refilter_stop(voila, tmp_path):
     if os.environ.get("STREAMKIT_UPDATE_SCREENSHOT") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
         shutil.copyfile(shot, ROOT / "docs" / "panel.png")
+
+
+RULES_NOTEBOOK = '''\
+import streamkit
+from streamkit.testing import XV2Server
+
+server = XV2Server(rate=100, rules=[("python", "py")], match_fraction=1.0, keepalive_interval=0.5).start()
+p = streamkit.panel(source="x-v2", base_url=server.url, bearer_token=server.bearer_token, path="data/x",
+                    flush_seconds=0.5, refresh_interval=0.25, chart_seconds=120)
+p
+'''
+
+
+def test_x_v2_panel_rules_in_chromium_add_delete_while_capturing(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    with serve_notebook(tmp_path, RULES_NOTEBOOK) as url, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1100, "height": 1000},
+        )
+        try:
+            page = context.new_page()
+            page.goto(url, timeout=UI_TIMEOUT_MS, wait_until="domcontentloaded")
+            expect(page.locator(".streamkit-rules")).to_be_visible()
+            options = page.locator(".streamkit-rules-list select option")
+            expect(options).to_have_count(1)  # loaded when the panel was displayed
+            expect(options.first).to_contain_text("python")
+            expect(options.first).to_contain_text("tag: py")
+
+            page.locator("button.streamkit-start").click()
+            expect(page.locator(".streamkit-state-text")).to_have_attribute("data-state", "streaming")
+            # add a rule while capturing: its posts arrive on the same connection
+            page.locator(".streamkit-rules-value input").fill("zebrafish")
+            page.locator(".streamkit-rules-tag input").fill("zf")
+            page.locator("button.streamkit-rules-add").click()
+            msg = page.locator(".streamkit-rules-msg")
+            expect(msg).to_contain_text("Added 'zebrafish' (tag zf)")
+            expect(options).to_have_count(2)
+            page.wait_for_function(
+                """() => [...document.querySelectorAll(".streamkit-table tbody tr")]
+                           .filter(r => /zebrafish/i.test(r.textContent)).length >= 2""",
+                timeout=UI_TIMEOUT_MS,
+            )
+            assert _counter(page, "reconnects") == 0
+
+            # an invalid rule: a message, nothing added
+            page.locator(".streamkit-rules-value input").fill("-cat")
+            page.locator("button.streamkit-rules-add").click()
+            expect(msg).to_have_attribute("data-kind", "error")
+            expect(msg).to_contain_text("non-negation")
+            expect(options).to_have_count(2)
+            page.locator(".streamkit-rules").screenshot(path=str(tmp_path / "rules.png"))
+
+            # delete the selected rule, then all (a second click confirms)
+            page.locator(".streamkit-rules-list select").select_option(index=0)
+            page.locator("button.streamkit-rules-delete_selected").click()
+            expect(msg).to_contain_text("Deleted 1 rule; 1 rule left.")
+            expect(options).to_have_count(1)
+            expect(options.first).to_contain_text("zebrafish")
+            page.locator("button.streamkit-rules-delete_all").click()
+            expect(msg).to_contain_text("again to delete all 1 rule")
+            expect(options).to_have_count(1)
+            page.locator("button.streamkit-rules-delete_all").click()
+            expect(msg).to_contain_text("Deleted all 1 rule.")
+            expect(options).to_have_count(0)
+            page.locator("button.streamkit-stop").click()
+            expect(page.locator(".streamkit-state-text")).to_have_attribute("data-state", "stopped")
+        finally:
+            context.close()

@@ -66,13 +66,14 @@ def test_the_rules_area_lists_adds_with_tag_dry_runs_and_words_refusals(tmp_path
             # an invalid rule in a dry run: X's reason, nothing raised
             p.rules.inputs["value"].value = "(cat"
             p.rules.buttons["add"].click()
-            assert p.rules.message.startswith("Dry run: X refused '(cat'"), p.rules.message
+            assert p.rules.message.startswith("Dry run: X refuses '(cat': "), p.rules.message
             p.rules.inputs["dry_run"].value = False
 
             # invalid rule -> X's reason in words, nothing raised, nothing added
             p.rules.inputs["value"].value = "-cat"
             p.rules.buttons["add"].click()
-            assert "Not added" in p.rules.message and "non-negation" in p.rules.message, p.rules.message
+            assert p.rules.message == ("Not added: X refused '-cat': Rules must contain a non-negation term "
+                                       "(at position 1)"), p.rules.message
             assert "data-kind='error'" in p.rules._msg.value and len(server.rules) == 3
             # a duplicate is not an error: left as it is, with its id
             p.rules.inputs["value"].value = "python"
@@ -102,6 +103,16 @@ def test_delete_selected_and_delete_all_with_confirmation(tmp_path, monkeypatch)
             assert sorted(r["value"] for r in server.rules) == ["climate", "dogs"]
             assert p.rules.message == "Deleted 2 rules; 2 rules left."
             assert {r.id for r in p.rules.listed} == {ids["climate"], ids["dogs"]} and p.rules.select.value == ()
+
+            # a selected rule deleted elsewhere meanwhile: X's answer, and the list as it is now
+            p.rules.select.value = (ids["dogs"],)
+            server.client().delete_rules([ids["dogs"]])
+            p.rules.buttons["delete_selected"].click()
+            assert p.rules.message == (f"Not deleted: X could not delete 1 rule(s): '{ids['dogs']}': Rule does not "
+                                       f"exist: {ids['dogs']}. The list is reloaded."), p.rules.message
+            assert [r.id for r in p.rules.listed] == [ids["climate"]]
+            server.client().add_rules("dogs")
+            p.rules.refresh()
 
             # delete all: the first click only asks; any other button cancels
             p.rules.buttons["delete_all"].click()
@@ -162,7 +173,7 @@ def test_refused_missing_token_rate_limit_and_network_errors_are_words_not_excep
             assert "bearer token was refused (HTTP 401)" in msg and "STREAMKIT_BEARER_TOKEN" in msg, msg
             p.rules.inputs["value"].value = "climate"
             p.rules.buttons["add"].click()
-            assert p.rules.message.startswith("Not added: X refused 'climate': the bearer token was refused")
+            assert p.rules.message.startswith("'climate' was not added: the bearer token was refused (HTTP 401)")
             assert wrong not in shown(p) and TOKEN not in shown(p)
             assert [r["value"] for r in server.rules] == ["python"]
 
