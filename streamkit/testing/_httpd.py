@@ -23,8 +23,10 @@ __all__ = [
     "Request",
     "error_body",
     "error_response",
+    "http_response",
     "read_request",
     "request_params",
+    "response_head",
     "verify_auth",
 ]
 
@@ -180,19 +182,43 @@ def error_body(status: int, message: str | None = None) -> bytes:
                       separators=(",", ":")).encode()
 
 
-def error_response(status: int, message: str | None = None,
-                   headers: Mapping[str, str] | None = None) -> bytes:
-    """A complete HTTP/1.1 error response that closes the connection."""
-    body = error_body(status, message)
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
-             "content-type: application/json; charset=utf-8",
-             f"content-length: {len(body)}",
+def response_head(status: int, content_type: str, headers: Mapping[str, str] | None = None, *,
+                  length: int | None = None) -> bytes:
+    """The head of a response that closes the connection: ``content-length: length``, or a
+    chunked body when *length* is None; *headers* come last.
+
+    Examples
+    --------
+    >>> response_head(200, "text/plain", {"x-test": "1"}).split(b"\\r\\n")[:3]
+    [b'HTTP/1.1 200 OK', b'content-type: text/plain', b'transfer-encoding: chunked']
+    """
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'OK' if status == 200 else 'Error')}",
+             f"content-type: {content_type}",
+             "transfer-encoding: chunked" if length is None else f"content-length: {length}",
              f"date: {formatdate(usegmt=True)}",
              "server: streamkit-testing",
              "connection: close"]
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def http_response(status: int, body: bytes, content_type: str,
+                  headers: Mapping[str, str] | None = None) -> bytes:
+    """A complete HTTP/1.1 response with *body* that closes the connection.
+
+    Examples
+    --------
+    >>> http_response(404, b"{}", "application/json").split(b"\\r\\n")[0]
+    b'HTTP/1.1 404 Not Found'
+    """
+    return response_head(status, content_type, headers, length=len(body)) + body
+
+
+def error_response(status: int, message: str | None = None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
+    """A complete HTTP/1.1 error response that closes the connection."""
+    return http_response(status, error_body(status, message), "application/json; charset=utf-8", headers)
 
 
 def verify_auth(req: Request, credentials: Mapping[str, str]) -> str | None:

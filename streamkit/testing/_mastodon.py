@@ -48,11 +48,10 @@ import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from ._httpd import REASONS, BadRequest, Request, read_request
+from ._httpd import BadRequest, Request, http_response, read_request
 from ._loopback import LoopbackServer
 from ._sse import chunk, sse_response_head
 
@@ -240,11 +239,7 @@ def _matches(meta: dict[str, Any], stream: str, tag: str | None) -> bool:
 
 def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> bytes:
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'OK' if status == 200 else 'Error')}",
-             "content-type: application/json; charset=utf-8", f"content-length: {len(data)}",
-             f"date: {formatdate(usegmt=True)}", "server: streamkit-testing", "connection: close"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
+    return http_response(status, data, "application/json; charset=utf-8", headers)
 
 
 class MastodonServer(LoopbackServer):

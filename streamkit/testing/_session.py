@@ -14,13 +14,14 @@ import random
 import selectors
 import socket
 import time
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from ._faults import DISCONNECT_REASONS, Fault
 from ._generate import TWEPOCH_MS, snowflake
+from ._httpd import response_head
 from ._match import StreamFilter
 from ._render import CreatedAtCache, Template, delivered_payload, encode_json, frame_chunks
+from ._sockio import idle_until, send_counted
 
 if TYPE_CHECKING:
     from ._server import StreamServer
@@ -63,14 +64,7 @@ class Session:
     # -- I/O ---------------------------------------------------------------------
     def _send_counted(self, wire: bytes) -> int:
         """Send *wire*; return how many bytes the socket accepted before any error."""
-        total = 0
-        n = len(wire)
-        with memoryview(wire) as view:
-            try:
-                while total < n:
-                    total += self.sock.send(view[total:])
-            except OSError:
-                pass
+        total = send_counted(self.sock, wire)
         self.last_write = time.monotonic()
         return total
 
@@ -80,19 +74,7 @@ class Session:
 
     def _idle_until(self, deadline: float, sel: selectors.BaseSelector) -> bool:
         """Wait until *deadline*; False if the server stops or the client goes away."""
-        stop = self.srv._stop_event
-        while not stop.is_set():
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                return True
-            # Readable means stray bytes, EOF from the client, or stop()'s shutdown.
-            if sel.select(timeout):
-                try:
-                    if not self.sock.recv(65536):
-                        return False
-                except OSError:
-                    return False
-        return False
+        return idle_until(self.sock, self.srv._stop_event, deadline, sel)
 
     def _frame(self, body: bytes) -> bytes:
         if self.delimited:
@@ -102,13 +84,7 @@ class Session:
     # -- main loop -------------------------------------------------------------------
     def run(self) -> None:
         """Send headers, then stream until the fault, the client or ``stop()`` ends it."""
-        head = ("HTTP/1.1 200 OK\r\n"
-                "content-type: application/json\r\n"
-                f"date: {formatdate(usegmt=True)}\r\n"
-                "server: streamkit-testing\r\n"
-                "transfer-encoding: chunked\r\n"
-                "connection: close\r\n"
-                f"x-connection-hash: {self.rng.getrandbits(128):032x}\r\n\r\n").encode("ascii")
+        head = response_head(200, "application/json", {"x-connection-hash": f"{self.rng.getrandbits(128):032x}"})
         if self._send_counted(head) != len(head):
             return
         with selectors.DefaultSelector() as sel:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Mapping
-from email.utils import formatdate
+
+from ._httpd import response_head
 
 __all__ = ["LAST_CHUNK", "chunk", "sse_comment", "sse_event", "sse_response_head", "write_sse_head"]
 
@@ -104,16 +105,8 @@ def sse_response_head(headers: Mapping[str, str] | None = None) -> bytes:
     >>> sse_response_head({"x-test": "1"}).splitlines()[:2]
     [b'HTTP/1.1 200 OK', b'content-type: text/event-stream; charset=utf-8']
     """
-    lines = ["HTTP/1.1 200 OK",
-             "content-type: text/event-stream; charset=utf-8",
-             "transfer-encoding: chunked",
-             "cache-control: no-cache, no-store",
-             f"date: {formatdate(usegmt=True)}",
-             "server: streamkit-testing",
-             "connection: close"]
-    for name, value in (headers or {}).items():
-        lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return response_head(200, "text/event-stream; charset=utf-8",
+                         {"cache-control": "no-cache, no-store", **(headers or {})})
 
 
 def write_sse_head(sock: socket.socket, headers: Mapping[str, str] | None = None) -> None:

@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import NamedTuple
 from urllib.parse import parse_qs
 
@@ -44,7 +43,7 @@ from .._websocket import (
     close_payload,
     encode_frame,
 )
-from ._httpd import REASONS, BadRequest, Request, read_request
+from ._httpd import REASONS, BadRequest, Request, http_response, read_request
 from ._loopback import LoopbackServer
 
 __all__ = [
@@ -88,16 +87,7 @@ def http_error(status: int, message: str = "", *, headers: Mapping[str, str] | N
     b'HTTP/1.1 429 Too Many Requests'
     """
     body = (message or REASONS.get(status, "Error")).encode("utf-8")
-    lines = [
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
-        "content-type: text/plain; charset=utf-8",
-        f"content-length: {len(body)}",
-        f"date: {formatdate(usegmt=True)}",
-        "server: streamkit-testing",
-        "connection: close",
-    ]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return http_response(status, body, "text/plain; charset=utf-8", headers)
 
 
 def upgrade_problem(req: Request) -> tuple[int, str] | None:

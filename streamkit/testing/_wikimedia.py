@@ -64,13 +64,13 @@ import uuid
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote
 
 from ._faults import Fault
-from ._httpd import REASONS, BadRequest, Request, read_request
+from ._httpd import REASONS, BadRequest, Request, http_response, read_request
 from ._loopback import LoopbackServer
+from ._sockio import idle_until, send_counted
 from ._sse import LAST_CHUNK, chunk, sse_comment, sse_event, sse_response_head
 
 __all__ = ["STREAMS", "WikimediaSentEvent", "WikimediaRequest", "WikimediaServer"]
@@ -153,11 +153,7 @@ def _iso(ms: int) -> str:
 def _http_error(status: int, title: str, detail: str, headers: Mapping[str, str] | None = None) -> bytes:
     body = json.dumps({"type": "https://mediawiki.org/wiki/HyperSwitch/errors/" + title.lower().replace(" ", "_"),
                        "title": title, "status": status, "detail": detail}).encode()
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
-             "content-type: application/problem+json", f"content-length: {len(body)}",
-             f"date: {formatdate(usegmt=True)}", "server: streamkit-testing", "connection: close"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return http_response(status, body, "application/problem+json", headers)
 
 
 class _Refused(Exception):
@@ -604,13 +600,7 @@ class _Connection:
         return json.dumps(list(self.positions.values()), separators=(",", ":"))
 
     def _send(self, wire: bytes) -> int:
-        total = 0
-        with memoryview(wire) as view:
-            try:
-                while total < len(wire):
-                    total += self.sock.send(view[total:])
-            except OSError:
-                pass
+        total = send_counted(self.sock, wire)
         self.last_write = time.monotonic()
         return total
 
@@ -639,18 +629,7 @@ class _Connection:
         return accepted == len(wire), done
 
     def _idle_until(self, deadline: float, sel: selectors.BaseSelector) -> bool:
-        stop = self.srv._stop_event
-        while not stop.is_set():
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                return True
-            if sel.select(min(timeout, 0.25)):
-                try:
-                    if not self.sock.recv(65536):
-                        return False
-                except OSError:
-                    return False
-        return False
+        return idle_until(self.sock, self.srv._stop_event, deadline, sel, poll=0.25)
 
     def run(self) -> None:
         head = sse_response_head({"access-control-allow-origin": "*", "x-streamkit-connection": str(self.index)})

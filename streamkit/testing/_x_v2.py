@@ -57,16 +57,16 @@ import selectors
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs
 
 from ._faults import Fault
 from ._generate import TWEPOCH_MS
-from ._httpd import REASONS, BadRequest, Request, read_request
+from ._httpd import REASONS, BadRequest, Request, http_response, read_request, response_head
 from ._loopback import LoopbackServer
 from ._render import delivered_payload, frame_chunks
 from ._server import TEST_CREDENTIALS, RequestRecord
+from ._sockio import idle_until, send_counted
 from ._x_v2_timeline import (
     _DEFAULT_TWEET_FIELDS,
     _DEFAULT_USER_FIELDS,
@@ -259,15 +259,11 @@ class XV2Server(LoopbackServer):
     def _respond(self, sock: socket.socket, req: Request | None, status: int, body: Any,
                  headers: Mapping[str, str] | None = None) -> None:
         payload = _dumps(body)
-        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'OK' if status == 200 else 'Error')}",
-                 "content-type: application/json; charset=utf-8", f"content-length: {len(payload)}",
-                 f"date: {formatdate(usegmt=True)}", "server: streamkit-testing", "connection: close"]
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         with self._lock:
             self._requests.append(RequestRecord(req.received if req else time.monotonic(),
                                                 req.method if req else "", req.path if req else "",
                                                 parse_qs(req.query) if req else {}, status))
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+        sock.sendall(http_response(status, payload, "application/json; charset=utf-8", headers))
 
     def _rate_headers(self) -> tuple[dict[str, str], bool]:
         """The rules endpoints' ``x-rate-limit-*`` headers, and whether this request is over."""
@@ -571,13 +567,7 @@ class _StreamSession:
 
     # -- I/O -----------------------------------------------------------------------------
     def _send(self, wire: bytes) -> int:
-        total = 0
-        with memoryview(wire) as view:
-            try:
-                while total < len(wire):
-                    total += self.sock.send(view[total:])
-            except OSError:
-                pass
+        total = send_counted(self.sock, wire)
         self.last_write = time.monotonic()
         return total
 
@@ -605,25 +595,12 @@ class _StreamSession:
         return sent == len(wire)
 
     def _idle_until(self, deadline: float, sel: selectors.BaseSelector) -> bool:
-        stop = self.srv._stop_event
-        while not stop.is_set():
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                return True
-            if sel.select(min(timeout, 0.5)):
-                try:
-                    if not self.sock.recv(65536):
-                        return False
-                except OSError:
-                    return False
-        return False
+        return idle_until(self.sock, self.srv._stop_event, deadline, sel, poll=0.5)
 
     def run(self) -> None:
-        head = ("HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\n"
-                f"date: {formatdate(usegmt=True)}\r\nserver: streamkit-testing\r\n"
-                "transfer-encoding: chunked\r\nconnection: close\r\n"
-                "x-rate-limit-limit: 50\r\nx-rate-limit-remaining: 49\r\n"
-                f"x-rate-limit-reset: {int(time.time()) + 900}\r\n\r\n").encode("latin-1")
+        head = response_head(200, "application/json; charset=utf-8", {
+            "x-rate-limit-limit": "50", "x-rate-limit-remaining": "49",
+            "x-rate-limit-reset": str(int(time.time()) + 900)})
         self.sock.settimeout(None)
         if self._send(head) != len(head):
             return
