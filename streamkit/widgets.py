@@ -121,7 +121,8 @@ class Panel:
         Span of the rate chart.
     **collect_options
         Passed to :func:`streamkit.collect` on Start: ``auth``, ``base_url``,
-        ``path``, ``flush_seconds``, ``max_tweets``, ...
+        ``path``, ``flush_seconds``, ``max_tweets``, ... (and ``bearer_token``
+        with ``source="x-v2"``, which the Rules area uses too).
 
     Attributes
     ----------
@@ -129,6 +130,10 @@ class Panel:
         The whole panel; ``inputs`` and ``buttons`` hold its controls by name.
     collector : Collector or None
         The capture shown (the newest one, after Start).
+    rules : streamkit._rules_panel.RulesArea or None
+        With ``source="x-v2"``: the "Rules" area (list, add with a tag or as a dry run, delete
+        selected or all) using the capture's ``bearer_token`` (else ``$STREAMKIT_BEARER_TOKEN``)
+        and ``base_url``; loaded on the first display, ``rules.refresh()`` reloads it.
 
     Notes
     -----
