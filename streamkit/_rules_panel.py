@@ -195,16 +195,16 @@ class RulesArea:
                         self._say(f"Dry run: X accepts {said} as a valid rule; nothing was added "
                                   "(uncheck Dry run and press Add to add it).")
                 return
-            done = self._call(f"{said} was not added", lambda c: (c.add_rules(rule), self._load(c))[0],
+            done = self._call(f"{said} was not added", lambda c: c.add_rules(rule),
                               value, refused=f"Not added: X refused {said}")
             if done is None:
                 return
             if done.errors:
-                self._say(f"{said} already exists (id {done.errors[0].get('id')}); left as it is.")
+                self._reload_then_say(f"{said} already exists (id {done.errors[0].get('id')}); left as it is.")
             else:
                 self.inputs["value"].value = ""
                 self.inputs["tag"].value = ""
-                self._say(f"Added {said}. X applies it to a running capture at once: no restart needed.")
+                self._reload_then_say(f"Added {said}. X applies it to a running capture at once: no restart needed.")
 
     def delete_selected(self) -> None:
         """Delete the rules selected in the list (the Delete selected button)."""
@@ -214,10 +214,10 @@ class RulesArea:
             if not ids:
                 self._say("Select one or more rules in the list first (Ctrl/Shift-click for several).", error=True)
                 return
-            done = self._call("Not deleted", lambda c: (c.delete_rules(ids), self._load(c))[0])
+            done = self._call("Not deleted", lambda c: c.delete_rules(ids))
             if done is not None:
                 n = done.meta.get("summary", {}).get("deleted", len(ids))
-                self._say(f"Deleted {_plural(n)}; {_plural(len(self.listed))} left.")
+                self._reload_then_say(f"Deleted {_plural(n)}.", lambda: f" {_plural(len(self.listed))} left.")
             elif "could not delete" in self._message:  # deleted elsewhere meanwhile: show the list as it is
                 said = self._message
                 if self._call("", self._load) is not None:
@@ -238,11 +238,11 @@ class RulesArea:
                           "(any other button cancels).", error=True)
                 return
             self._disarm()
-            done = self._call("Not deleted", lambda c: (c.delete_all_rules(), self._load(c))[0])
+            done = self._call("Not deleted", lambda c: c.delete_all_rules())
             if done is not None:
-                left = f"{_plural(len(self.listed))} left (added meanwhile)" if self.listed else \
-                    "No rule is left: the filtered stream sends nothing until you add one"
-                self._say(f"Deleted all {_plural(len(done.data))}. {left}.")
+                self._reload_then_say(f"Deleted all {_plural(len(done.data))}.", lambda: (
+                    f" {_plural(len(self.listed))} left (added meanwhile)." if self.listed else
+                    " No rule is left: the filtered stream sends nothing until you add one."))
 
     def close(self) -> None:
         """Close the area's widgets."""
@@ -253,6 +253,12 @@ class RulesArea:
     # -- internals ---------------------------------------------------------------------------
     def _where(self) -> str:
         return self._base_url() or DEFAULT_API_URL
+
+    def _reload_then_say(self, done: str, more: Callable[[], str] = str) -> None:
+        """After a change: load the list again, then say what was done (and that the list is stale
+        when it could not be loaded)."""
+        if self._call(f"{done} The list could not be reloaded", self._load) is not None:
+            self._say(done + more())
 
     def _load(self, client: Any) -> Any:
         self.listed = list(client.get_rules().data)

@@ -101,7 +101,7 @@ def test_delete_selected_and_delete_all_with_confirmation(tmp_path, monkeypatch)
             p.rules.select.value = (ids["python"], ids["cats"])
             p.rules.buttons["delete_selected"].click()
             assert sorted(r["value"] for r in server.rules) == ["climate", "dogs"]
-            assert p.rules.message == "Deleted 2 rules; 2 rules left."
+            assert p.rules.message == "Deleted 2 rules. 2 rules left."
             assert {r.id for r in p.rules.listed} == {ids["climate"], ids["dogs"]} and p.rules.select.value == ()
 
             # a selected rule deleted elsewhere meanwhile: X's answer, and the list as it is now
@@ -230,5 +230,22 @@ def test_the_token_given_to_collect_is_used_and_never_shown(tmp_path, monkeypatc
             assert wait_until(lambda: p.collector.stats.stored >= 3)
             p.buttons["stop"].click()
             assert TOKEN not in repr(p) + shown(p) + p._where.value + p._table.value
+        finally:
+            p.close()
+
+
+def test_a_change_made_but_not_relisted_says_both(tmp_path, monkeypatch):
+    with XV2Server(bearer_token=TOKEN, rules=["python"], rules_limit=2, rules_window=600) as server:
+        monkeypatch.setenv("STREAMKIT_BEARER_TOKEN", TOKEN)
+        p = make(server, tmp_path)
+        try:
+            assert p.rules.refresh()  # request 1
+            p.rules.inputs["value"].value = "climate"
+            p.rules.buttons["add"].click()  # request 2 adds; the list request after it is over the limit
+            assert sorted(r["value"] for r in server.rules) == ["climate", "python"]
+            assert p.rules.message.startswith("Added 'climate'. X applies it to a running capture at once: no "
+                                              "restart needed. The list could not be reloaded: X rate-limits"), \
+                p.rules.message
+            assert [r.value for r in p.rules.listed] == ["python"]  # the last list loaded, said to be stale
         finally:
             p.close()
