@@ -17,6 +17,8 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from ._columns import Columns as _Columns
+from ._columns import iso_us
 from .base import Source
 
 __all__ = ["EVENT_SCHEMA", "GAP_KIND", "POST_COLLECTION", "POST_SCHEMA", "JetstreamSource"]
@@ -220,17 +222,8 @@ def _datetime_us(value: Any) -> int | None | bool:
     """An RFC 3339 datetime as epoch microseconds; None when absent, False when invalid."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        return False
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    try:
-        us = int(dt.timestamp() * 1_000_000)
-    except (OverflowError, OSError, ValueError):
+    us = iso_us(value)
+    if us is None:
         return False
     return us if _MIN_US <= us < _MAX_US else False
 
@@ -285,21 +278,6 @@ def _subject(value: Any) -> str | None:
 
 def _int(value: Any) -> int | None:
     return value if type(value) is int and -(2**63) <= value < 2**63 else None
-
-
-class _Columns:
-    """Python lists per column, turned into one Arrow table of an explicit schema."""
-
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
-        self.cols: dict[str, list[Any]] = {name: [] for name in schema.names}
-
-    def add(self, **values: Any) -> None:
-        for name, col in self.cols.items():
-            col.append(values.get(name))
-
-    def table(self) -> pa.Table:
-        return pa.table([pa.array(self.cols[f.name], type=f.type) for f in self.schema], schema=self.schema)
 
 
 class JetstreamSource(Source):

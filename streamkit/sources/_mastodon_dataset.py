@@ -17,6 +17,8 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from ._columns import Columns as _Columns
+from ._columns import iso_us as _ts_us  # Mastodon's 2019-12-08T03:48:33.901Z
 from .base import Source
 
 __all__ = [
@@ -115,22 +117,6 @@ def html_to_text(content: str | None) -> str | None:
     if "<" not in content and "&" not in content:
         return content
     return html.unescape(_TAGS.sub("", _BREAKS.sub("\n", content))).strip()
-
-
-def _ts_us(value: Any) -> int | None:
-    """An ISO 8601 datetime (Mastodon's ``2019-12-08T03:48:33.901Z``) as epoch microseconds."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    try:
-        return int(dt.timestamp() * 1_000_000)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def _s(value: Any) -> str | None:
@@ -415,21 +401,6 @@ class MastodonSource(Source):
                 status_id = _s(_d(obj.get("last_status")).get("id"))
         events.add(instance=self.instance, received_at=received, event_type=event, stream=stream,
                    status_id=status_id, created_at=created, detail=detail, raw=raw)
-
-
-class _Columns:
-    """Python lists per column, turned into one Arrow table of an explicit schema."""
-
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
-        self.cols: dict[str, list[Any]] = {name: [] for name in schema.names}
-
-    def add(self, **values: Any) -> None:
-        for name, col in self.cols.items():
-            col.append(values.get(name))
-
-    def table(self) -> pa.Table:
-        return pa.table([pa.array(self.cols[f.name], type=f.type) for f in self.schema], schema=self.schema)
 
 
 # -- reading a dataset ----------------------------------------------------------------------

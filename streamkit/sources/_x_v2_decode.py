@@ -24,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._columns import documented_schema
+
 __all__ = ["X_EVENT_SCHEMA", "X_TWEET_SCHEMA", "decode"]
 
 _untyped = msgspec.json.Decoder()
@@ -100,10 +102,7 @@ _X_EVENT_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
 
 
 def _schema(fields: list[tuple[str, pa.DataType, bool, str]], table: str) -> pa.Schema:
-    return pa.schema(
-        [pa.field(n, t, nullable=nl, metadata={"doc": d}) for n, t, nl, d in fields],
-        metadata={"streamkit.table": table, "streamkit.source": "x-v2"},
-    )
+    return documented_schema(fields, {"streamkit.table": table, "streamkit.source": "x-v2"})
 
 
 #: The items ("tweets") table of an X API v2 dataset.

@@ -77,6 +77,7 @@ import pyarrow.compute as pc
 
 from .._exceptions import ConfigError
 from .._sse import SSEFramer, parse_event
+from ._columns import documented_schema
 from .base import Endpoint, Request, Source
 
 __all__ = [
@@ -109,11 +110,8 @@ _warned_user_agent = threading.Event()
 def _schema(fields: list[tuple[str, pa.DataType, bool, str]], table: str) -> pa.Schema:
     from ..schema import SCHEMA_VERSION
 
-    return pa.schema(
-        [pa.field(n, t, nullable=nl, metadata={"doc": d}) for n, t, nl, d in fields],
-        metadata={"streamkit.table": table, "streamkit.schema_version": str(SCHEMA_VERSION),
-                  "streamkit.source": "wikimedia"},
-    )
+    return documented_schema(fields, {"streamkit.table": table, "streamkit.schema_version": str(SCHEMA_VERSION),
+                                      "streamkit.source": "wikimedia"})
 
 
 _S, _I, _B = pa.string(), pa.int64(), pa.bool_()
