@@ -11,14 +11,8 @@ moments, into one dataset.
 from __future__ import annotations
 
 import json
-import os
-import select
-import signal
-import subprocess
-import sys
-import time
 
-from helpers import settled, visible_ids
+from helpers import settled, sigkill_child, visible_ids
 
 import streamkit
 from streamkit import schema
@@ -62,61 +56,14 @@ def make_auth() -> streamkit.OAuthHandler:
     return auth
 
 
-class Reports:
-    """The child's JSON lines, read without blocking past a deadline."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.proc = proc
-        self.fd = proc.stdout.fileno()
-        self.buf = b""
-        self.seen: list[dict] = []
-
-    def _lines(self) -> None:
-        *done, self.buf = self.buf.split(b"\n")
-        self.seen.extend(json.loads(x) for x in done if x.strip())
-
-    def wait_for(self, condition, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.seen and condition(self.seen[-1]):
-                return self.seen[-1]
-            ready, _, _ = select.select([self.fd], [], [], 0.1)
-            if ready:
-                data = os.read(self.fd, 65536)
-                if not data:
-                    break
-                self.buf += data
-                self._lines()
-        raise AssertionError(f"the child never reached the kill condition: {self.seen[-3:]}")
-
-    def drain(self) -> None:
-        """After the child died: everything it printed before."""
-        while data := os.read(self.fd, 65536):
-            self.buf += data
-        self._lines()
-
-
 def test_sigkill_mid_capture_loses_nothing_that_was_logged(tmp_path):
     path = tmp_path / "crashy"
     stored: set[int] = set()
     for round_, (moment, condition) in enumerate(KILL_WHEN):
         with StreamServer(rate=RATE, notices=0, seed=round_) as server:
-            with open(tmp_path / f"child-{round_}.err", "wb") as err:
-                proc = subprocess.Popen(
-                    [sys.executable, "-c", CHILD, server.url, str(path), str(WAL_GROUP)],
-                    stdout=subprocess.PIPE, stderr=err,
-                )
-            try:
-                reports = Reports(proc)
-                last = reports.wait_for(condition, timeout=30)
-                os.kill(proc.pid, signal.SIGKILL)
-                assert proc.wait(10) == -signal.SIGKILL
-                reports.drain()
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                proc.stdout.close()
+            reports = sigkill_child(CHILD, server.url, str(path), str(WAL_GROUP), until=condition,
+                                    err=tmp_path / f"child-{round_}.err", timeout=30)
+            last = reports.reached
             logged = max(r["received"] for r in reports.seen)
             committed_by_child = max(r["stored"] for r in reports.seen)
             sent_to_child = settled(server, quiet=0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from helpers import feed_in_pieces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,15 +24,6 @@ def newline_body(msgs, keepalive_every=5):
 
 def length_body(msgs):
     return b"".join(str(len(m) + 2).encode() + b"\r\n" + m + b"\r\n" for m in msgs)
-
-
-def feed_in_pieces(framer, body, cuts):
-    out = []
-    prev = 0
-    for c in sorted(set(cuts)) + [len(body)]:
-        out += framer.feed(body[prev:c])
-        prev = c
-    return out
 
 
 def test_newline_framing_and_keepalives():

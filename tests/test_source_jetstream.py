@@ -9,16 +9,12 @@ server on 127.0.0.1 that records every event it generated and sent.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import wait_until
+from helpers import sigkill_child, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -456,28 +452,8 @@ while True:
 def test_sigkill_mid_capture_then_restart_leaves_no_gap_and_no_duplicate(tmp_path):
     path = tmp_path / "killed"
     with JetstreamServer(total=None, rate=600, seed=6) as server:
-        with open(tmp_path / "child.err", "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-c", CHILD, server.url, str(path)],
-                                    stdout=subprocess.PIPE, stderr=err)
-        try:
-            last = {}
-            deadline = time.monotonic() + 40
-            buf = b""
-            while time.monotonic() < deadline:
-                buf += os.read(proc.stdout.fileno(), 65536)
-                *lines, buf = buf.split(b"\n")
-                if lines and lines[-1].strip():
-                    last = json.loads(lines[-1])
-                if last.get("stored", 0) >= 300 and last["received"] - last["stored"] >= 30:
-                    break
-            assert last.get("stored", 0) >= 300, (last, (tmp_path / "child.err").read_text())
-            os.kill(proc.pid, signal.SIGKILL)
-            assert proc.wait(10) == -signal.SIGKILL
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
+        sigkill_child(CHILD, server.url, str(path), err=tmp_path / "child.err", timeout=40,
+                      until=lambda r: r["stored"] >= 300 and r["received"] - r["stored"] >= 30)
         killed_at = len(server.events)
         time.sleep(0.5)  # events keep coming while nobody listens
         with streamkit.collect(source="jetstream", base_url=server.url, path=path, flush_seconds=0.2,

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import wait_until
+from helpers import sigkill_child, wait_until
 
 import streamkit
 from streamkit.cli import main
@@ -309,27 +305,8 @@ while True:
 def test_sigkill_mid_capture_then_restart_has_no_gap_and_no_duplicate(tmp_path):
     path = tmp_path / "crashy"
     with MastodonServer(statuses=500, rate=100, heartbeat=0.5) as server:
-        with open(tmp_path / "child.err", "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-c", CHILD, server.url, str(path), TOKEN],
-                                    stdout=subprocess.PIPE, stderr=err)
-        try:
-            last = {}
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                last = json.loads(line)
-                if last["stored"] > 30 and last["received"] > last["stored"]:
-                    break
-            assert last.get("stored", 0) > 30, (tmp_path / "child.err").read_text()
-            os.kill(proc.pid, signal.SIGKILL)
-            assert proc.wait(10) == -signal.SIGKILL
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
+        sigkill_child(CHILD, server.url, str(path), TOKEN, err=tmp_path / "child.err", timeout=30,
+                      until=lambda r: r["stored"] > 30 and r["received"] > r["stored"])
         time.sleep(1.0)  # the server goes on publishing while nothing listens
         checkpoint = json.loads((path / "_wal" / "checkpoint.json").read_text())
         assert checkpoint["position"]["newest_id"]

@@ -8,9 +8,6 @@ exactly what the server sent and what a gapless capture must hold.
 from __future__ import annotations
 
 import json
-import os
-import select
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 import requests
-from helpers import wait_until
+from helpers import sigkill_child, wait_until
 
 import streamkit
 from streamkit._sse import parse_event
@@ -443,29 +440,9 @@ while True:
 def test_sigkill_mid_capture_then_restart_no_gap_no_duplicate(tmp_path):
     path = tmp_path / "crashy"
     with WikimediaServer(rate=300, history=100, seed=11) as server:
-        with open(tmp_path / "child.err", "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-c", CHILD, server.url, str(path)],
-                                    stdout=subprocess.PIPE, stderr=err)
-        try:
-            seen, buf, deadline = {}, b"", time.monotonic() + 40
-            while time.monotonic() < deadline:
-                # killed with logged but uncommitted events, so that recovery has work to do
-                if seen and seen["stored"] > 50 and seen["received"] - seen["stored"] >= 20:
-                    break
-                if select.select([proc.stdout], [], [], 0.1)[0]:
-                    buf += os.read(proc.stdout.fileno(), 65536)
-                    *lines, buf = buf.split(b"\n")
-                    if lines and lines[-1].strip():
-                        seen = json.loads(lines[-1])
-            else:
-                raise AssertionError(f"the child never got going: {seen}; {(tmp_path / 'child.err').read_text()}")
-            os.kill(proc.pid, signal.SIGKILL)
-            assert proc.wait(10) == -signal.SIGKILL
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
+        # killed with logged but uncommitted events, so that recovery has work to do
+        sigkill_child(CHILD, server.url, str(path), err=tmp_path / "child.err", timeout=40,
+                      until=lambda r: r["stored"] > 50 and r["received"] - r["stored"] >= 20)
         sent_to_child = server.sent
         committed_by_child = json.loads((path / "_wal" / "checkpoint.json").read_text())["position"]
         time.sleep(0.3)  # events the capture is not there for: the restart must replay them

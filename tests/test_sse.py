@@ -11,20 +11,12 @@ import json
 import re
 
 import pytest
+from helpers import feed_in_pieces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamkit._sse import SSEEvent, SSEFramer, parse_event
 from streamkit.testing._sse import LAST_CHUNK, chunk, sse_comment, sse_event, sse_response_head
-
-
-def feed_in_pieces(framer, body, cuts):
-    out = []
-    prev = 0
-    for c in sorted(set(cuts)) + [len(body)]:
-        out += framer.feed(body[prev:c])
-        prev = c
-    return out
 
 
 def reference_events(stream: bytes) -> list[tuple[str, str | None, bytes, int | None]]:

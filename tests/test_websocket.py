@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from helpers import feed_in_pieces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,15 +43,6 @@ from streamkit.testing._loopback import LoopbackServer
 from streamkit.testing._websocket import ServerWebSocket, accept_upgrade
 
 FAST = dict(timeout=0.5, retry_time=0.05, retry_420=0.1, snooze_time=0.02, snooze_time_cap=0.1)
-
-
-def feed_in_pieces(framer, body, cuts):
-    out = []
-    prev = 0
-    for c in sorted(set(cuts)) + [len(body)]:
-        out += framer.feed(body[prev:c])
-        prev = c
-    return out
 
 
 def unframe(frame: bytes, masked: bool) -> tuple[int, bytes]:

@@ -9,16 +9,11 @@ the collector is dead, as X's does: what was posted meanwhile is lost unless bac
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 
 import pytest
-from helpers import visible_ids, wait_until
-from test_crash import Reports
+from helpers import sigkill_child, visible_ids, wait_until
 
 import streamkit
 from streamkit.cli import main
@@ -47,20 +42,9 @@ def _ts(text: str) -> float:
 
 def _kill_and_restart(tmp_path, server: XV2Server, backfill: int):
     path = tmp_path / "x"
-    with open(tmp_path / "child.err", "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, server.url, str(path), server.bearer_token,
-                                 str(backfill)], stdout=subprocess.PIPE, stderr=err)
-    try:
-        reports = Reports(proc)
-        reports.wait_for(lambda r: r["stored"] >= 100 and r["received"] > r["stored"], timeout=30)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(10) == -signal.SIGKILL
-        reports.drain()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+    sigkill_child(CHILD, server.url, str(path), server.bearer_token, str(backfill),
+                  until=lambda r: r["stored"] >= 100 and r["received"] > r["stored"],
+                  err=tmp_path / "child.err", timeout=30)
     killed_at = time.time()
     after_kill = visible_ids(path)
     assert len(after_kill) == len(set(after_kill)) > 0
