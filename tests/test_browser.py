@@ -253,7 +253,7 @@ def test_x_v2_panel_rules_in_chromium_add_delete_while_capturing(tmp_path):
             # delete the selected rule, then all (a second click confirms)
             page.locator(".streamkit-rules-list select").select_option(index=0)
             page.locator("button.streamkit-rules-delete_selected").click()
-            expect(msg).to_contain_text("Deleted 1 rule; 1 rule left.")
+            expect(msg).to_contain_text("Deleted 1 rule. 1 rule left.")
             expect(options).to_have_count(1)
             expect(options.first).to_contain_text("zebrafish")
             page.locator("button.streamkit-rules-delete_all").click()
