@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from helpers import feed_in_pieces
+from helpers import feed_in_pieces, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -351,12 +351,7 @@ def numbered(n):
 
 
 def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+    return wait_until(predicate, timeout, 0.02)
 
 
 def test_stream_resumes_across_cut_stall_close_and_ping_without_gaps_or_duplicates():

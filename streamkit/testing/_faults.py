@@ -37,12 +37,17 @@ out first) is never injected.
 
 from __future__ import annotations
 
+import collections
+import logging
 import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DISCONNECT_REASONS", "FAULT_KINDS", "GARBAGE_KINDS", "Fault", "FaultPlan"]
+__all__ = ["DISCONNECT_REASONS", "FAULT_KINDS", "GARBAGE_KINDS", "Fault", "FaultPlan", "FaultQueue"]
+
+log = logging.getLogger("streamkit.testing")
 
 FAULT_KINDS = ("http", "cut", "stall", "garbage", "disconnect", "end")
 GARBAGE_KINDS = ("malformed_json", "bad_length", "invalid_utf8", "oversized")
@@ -230,3 +235,42 @@ class FaultPlan:
             else:
                 plan.append(Fault(kind, after=after))
         return plan
+
+
+class FaultQueue:
+    """The :class:`Fault` queue of a test server (one fault per connection attempt, in order)
+    and the count of the faults it injected.
+
+    Mixed into a server that holds ``self._lock``; the server calls :meth:`_init_faults` in
+    its ``__init__``, :meth:`_take_fault` per connection and :meth:`_note_fault` when it
+    injects one.
+    """
+
+    _lock: threading.Lock
+    _faults: collections.deque[Fault]
+    _faults_injected: collections.Counter[str]
+
+    def _init_faults(self, faults: Iterable[Fault] | None) -> None:
+        self._faults = collections.deque(faults or ())
+        self._faults_injected = collections.Counter()
+
+    @property
+    def faults_injected(self) -> collections.Counter[str]:
+        """How many faults of each kind were injected."""
+        with self._lock:
+            return collections.Counter(self._faults_injected)
+
+    def add_faults(self, *faults: Fault) -> None:
+        """Queue more faults for the next connection attempts."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def _take_fault(self) -> Fault | None:
+        """The next queued fault (None when the queue is empty)."""
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def _note_fault(self, fault: Fault, conn: int) -> None:
+        with self._lock:
+            self._faults_injected[fault.kind] += 1
+        log.debug("%s connection %d: injecting %r", type(self).__name__, conn, fault)

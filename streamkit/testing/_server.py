@@ -12,7 +12,6 @@ and ``GET /1.1/statuses/sample.json``.
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
 import socket
@@ -24,7 +23,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from ._faults import Fault
+from ._faults import Fault, FaultQueue
 from ._generate import TWEPOCH_MS, generate_statuses
 from ._httpd import BadRequest, Request, error_response, read_request, request_params, verify_auth
 from ._loopback import LoopbackServer
@@ -87,7 +86,7 @@ class _IdClock:
         return out
 
 
-class StreamServer(LoopbackServer):
+class StreamServer(FaultQueue, LoopbackServer):
     """A local Twitter v1.1 streaming endpoint for tests, demos and benchmarks.
 
     Parameters
@@ -177,13 +176,12 @@ class StreamServer(LoopbackServer):
         self.pool_size = pool_size
         self.record_sent = record_sent
         self._credentials = dict(credentials)
-        self._faults: collections.deque[Fault] = collections.deque(faults or ())
+        self._init_faults(faults)
         self._sent = array("q")  # 8 bytes an id: benchmarks send millions
         self._sent_count = 0
         self._payloads: dict[int, bytes] = {}
         self._notices: list[dict[str, Any]] = []
         self._requests: list[RequestRecord] = []
-        self._faults_injected: collections.Counter[str] = collections.Counter()
         self._dropped = 0
         self._budget = statuses
         self._recent: list[tuple[int, int]] = []
@@ -244,12 +242,6 @@ class StreamServer(LoopbackServer):
             return list(self._requests)
 
     @property
-    def faults_injected(self) -> collections.Counter[str]:
-        """How many faults of each kind were actually injected."""
-        with self._lock:
-            return collections.Counter(self._faults_injected)
-
-    @property
     def dropped(self) -> int:
         """Generated statuses skipped because they did not match the connection's filter."""
         with self._lock:
@@ -260,11 +252,6 @@ class StreamServer(LoopbackServer):
         """Faults not consumed yet."""
         with self._lock:
             return list(self._faults)
-
-    def add_faults(self, *faults: Fault) -> None:
-        """Queue more faults for the next connection attempts."""
-        with self._lock:
-            self._faults.extend(faults)
 
     def wait_sent(self, n: int, timeout: float | None = None) -> bool:
         """Block until at least *n* statuses were sent completely; False on timeout."""
@@ -309,11 +296,6 @@ class StreamServer(LoopbackServer):
     def _recent_pick(self, rng: random.Random) -> tuple[int, int] | None:
         with self._lock:
             return rng.choice(self._recent) if self._recent else None
-
-    def _note_fault(self, fault: Fault, conn_index: int) -> None:
-        with self._lock:
-            self._faults_injected[fault.kind] += 1
-        log.debug("connection %d: injecting %r", conn_index, fault)
 
     def _pool_for(self, flt: StreamFilter) -> TemplatePool:
         key = flt.key()
@@ -376,8 +358,7 @@ class StreamServer(LoopbackServer):
             self._answer(sock, req, params, 405, f"{req.path} takes {method}, not {req.method}.",
                          {"allow": method})
             return
-        with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+        fault = self._take_fault()
         if fault is not None and fault.kind == "http":
             assert fault.code is not None
             self._note_fault(fault, index)

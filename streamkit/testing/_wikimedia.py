@@ -51,7 +51,6 @@ Examples
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import json
 import logging
@@ -67,7 +66,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote
 
-from ._faults import Fault
+from ._faults import Fault, FaultQueue
 from ._httpd import REASONS, BadRequest, Request, http_response, read_request
 from ._loopback import LoopbackServer
 from ._sockio import idle_until, send_counted
@@ -162,7 +161,7 @@ class _Refused(Exception):
         self.status, self.title, self.detail = status, title, detail
 
 
-class WikimediaServer(LoopbackServer):
+class WikimediaServer(FaultQueue, LoopbackServer):
     """A local EventStreams endpoint for tests, demos and notebooks.
 
     Parameters
@@ -225,8 +224,7 @@ class WikimediaServer(LoopbackServer):
         self.keepalive_interval = keepalive_interval
         self.require_user_agent = require_user_agent
         self.chunk_bytes = chunk_bytes
-        self._faults: collections.deque[Fault] = collections.deque(faults or ())
-        self._faults_injected: collections.Counter[str] = collections.Counter()
+        self._init_faults(faults)
         self._sent: list[WikimediaSentEvent] = []
         self._requests: list[WikimediaRequest] = []
         self._forced_closes = 0
@@ -267,21 +265,10 @@ class WikimediaServer(LoopbackServer):
             return list(self._requests)
 
     @property
-    def faults_injected(self) -> collections.Counter[str]:
-        """How many faults of each kind were injected."""
-        with self._lock:
-            return collections.Counter(self._faults_injected)
-
-    @property
     def forced_closes(self) -> int:
         """Connections the server ended because they reached ``close_after``."""
         with self._lock:
             return self._forced_closes
-
-    def add_faults(self, *faults: Fault) -> None:
-        """Queue more faults for the next streaming requests."""
-        with self._lock:
-            self._faults.extend(faults)
 
     def wait_sent(self, n: int, timeout: float | None = None, *, canaries: bool = False) -> bool:
         """Block until at least *n* (non-canary, unless ``canaries``) events were sent."""
@@ -470,8 +457,7 @@ class WikimediaServer(LoopbackServer):
             self._record(req, params, exc.status)
             sock.sendall(_http_error(exc.status, exc.title, exc.detail))
             return
-        with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+        fault = self._take_fault()
         if fault is not None and fault.kind == "http":
             assert fault.code is not None
             self._note_fault(fault, index)
@@ -483,11 +469,6 @@ class WikimediaServer(LoopbackServer):
         self._record(req, params, 200)
         sock.settimeout(None)
         _Connection(self, sock, streams, start, fault, index).run()
-
-    def _note_fault(self, fault: Fault, conn: int) -> None:
-        with self._lock:
-            self._faults_injected[fault.kind] += 1
-        log.debug("connection %d: injecting %r", conn, fault)
 
     def _plan(self, req: Request, params: dict[str, list[str]]) -> tuple[list[str], dict[str, int]]:
         """The streams of a request and the first log index of each (refusals raise)."""

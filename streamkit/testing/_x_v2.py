@@ -48,7 +48,6 @@ Examples
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import math
@@ -60,7 +59,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from ._faults import Fault
+from ._faults import Fault, FaultQueue
 from ._generate import TWEPOCH_MS
 from ._httpd import REASONS, BadRequest, Request, http_response, read_request, response_head
 from ._loopback import LoopbackServer
@@ -90,7 +89,7 @@ RULES_PATH = "/2/tweets/search/stream/rules"
 _PROBLEMS = "https://api.twitter.com/2/problems/"
 # -- the server --------------------------------------------------------------------------------
 
-class XV2Server(LoopbackServer):
+class XV2Server(FaultQueue, LoopbackServer):
     """A local X API v2 endpoint (streams and rules) for tests, demos and notebooks.
 
     Parameters
@@ -145,14 +144,13 @@ class XV2Server(LoopbackServer):
         self.max_connections = max_connections
         self.chunk_bytes = chunk_bytes
         self.__token = bearer_token
-        self._faults: collections.deque[Fault] = collections.deque(faults or ())
+        self._init_faults(faults)
         self._timeline = _Timeline(seed=seed, rate=self.rate, limit=tweets, match_fraction=match_fraction)
         self._rules: dict[str, tuple[str, str, list]] = {}  # id -> (value, tag, alternatives)
         self._rule_seq = 0
         self._sent: list[str] = []
         self._sent_messages: list[dict[str, Any]] = []
         self._requests: list[RequestRecord] = []
-        self._faults_injected: collections.Counter[str] = collections.Counter()
         self._active = 0
         self._connections: list[dict[str, Any]] = []
         self.rules_limit = rules_limit
@@ -212,21 +210,10 @@ class XV2Server(LoopbackServer):
             return [dict(c) for c in self._connections]
 
     @property
-    def faults_injected(self) -> collections.Counter[str]:
-        """How many faults of each kind were injected."""
-        with self._lock:
-            return collections.Counter(self._faults_injected)
-
-    @property
     def rules(self) -> list[dict[str, str]]:
         """The stored rules, as X lists them."""
         with self._lock:
             return [self._rule_json(rid) for rid in self._rules]
-
-    def add_faults(self, *faults: Fault) -> None:
-        """Queue faults for the next stream connections."""
-        with self._lock:
-            self._faults.extend(faults)
 
     def timeline_ids(self, *, since: float | None = None, until: float | None = None) -> list[int]:
         """Ids of every post created so far (between ``since`` and ``until``, ``time.time()``)."""
@@ -450,8 +437,7 @@ class XV2Server(LoopbackServer):
             self._invalid(sock, req, "The `backfill_minutes` query parameter value "
                                      f"[{params.get('backfill_minutes')}] is not one of [0-5]", {})
             return
-        with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+        fault = self._take_fault()
         if fault is not None and fault.kind == "http":
             assert fault.code is not None
             self._note_fault(fault, index)
@@ -487,10 +473,6 @@ class XV2Server(LoopbackServer):
             headers = {}
         self._respond(sock, req, code, body, headers)
 
-    def _note_fault(self, fault: Fault, index: int) -> None:
-        with self._lock:
-            self._faults_injected[fault.kind] += 1
-        log.debug("x-v2 connection %d: injecting %r", index, fault)
 
 
 class _StreamSession:
