@@ -107,8 +107,16 @@ def join_values(value: Any) -> str:
 
 
 def describe_filter(flt: dict[str, Any]) -> str:
-    """``{"track": ["a", "b"], "languages": ["en"]}`` as ``"track a, b; languages en"``."""
-    return "; ".join(f"{k} {join_values(v)}" for k, v in flt.items())
+    """``{"track": ["a", "b"], "languages": ["en"]}`` as ``"track a, b; languages en"``.
+
+    Examples
+    --------
+    >>> describe_filter({"track": ["a", "b"], "languages": ["en"]})
+    'track a, b; languages en'
+    >>> describe_filter({})  # an X v2 stream: its rules live on the server
+    "the source's defaults"
+    """
+    return "; ".join(f"{k} {join_values(v)}" for k, v in flt.items()) or "the source's defaults"
 
 
 def _rate(rate: float) -> str:
