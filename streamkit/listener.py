@@ -66,6 +66,17 @@ class MessageError(ProtocolError):
         self.reason = reason
 
 
+def _decode_object(raw_data: str | bytes) -> dict[str, Any]:
+    """One message as a JSON object; :class:`MessageError` when it is not one."""
+    try:
+        data = _decode(raw_data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MessageError("malformed_json", f"malformed JSON message: {exc}") from None
+    if not isinstance(data, dict):
+        raise MessageError("not_an_object", "message is JSON but not an object")
+    return data
+
+
 class StreamListener:
     """Receives what a :class:`~streamkit.Stream` reads. Override the callbacks you need.
 
@@ -130,12 +141,7 @@ class StreamListener:
         MessageError
             When ``raw_data`` is not a JSON object (the stream counts it).
         """
-        try:
-            data = _decode(raw_data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise MessageError("malformed_json", f"malformed JSON message: {exc}") from None
-        if not isinstance(data, dict):
-            raise MessageError("not_an_object", "message is JSON but not an object")
+        data = _decode_object(raw_data)
         kind = message_kind(data)
         if kind == "status":
             return self.on_status(Status.parse(data, self.api))

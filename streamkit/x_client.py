@@ -40,8 +40,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import msgspec
-
 from . import _http
 from ._exceptions import (
     AuthError,
@@ -50,7 +48,7 @@ from ._exceptions import (
     RateLimited,
     StreamError,
 )
-from .listener import MessageError, StreamListener
+from .listener import StreamListener, _decode_object
 from .models import Model
 from .sources.x_v2 import BEARER_ENV, DEFAULT_API_URL, XV2Endpoint, bearer_token_from, field_params
 
@@ -70,7 +68,6 @@ log = logging.getLogger("streamkit.x")
 
 RULES_PATH = "/2/tweets/search/stream/rules"
 _ids = itertools.count(1)
-_decode = msgspec.json.Decoder().decode
 
 
 class StreamRule(NamedTuple):
@@ -349,12 +346,7 @@ class StreamingClient(StreamListener):
     def on_data(self, raw_data: str | bytes) -> Any:
         """Decode one message and call ``on_tweet``, ``on_includes``, ``on_errors``,
         ``on_matching_rules`` and ``on_response`` for what it holds."""
-        try:
-            data = _decode(raw_data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise MessageError("malformed_json", f"malformed JSON message: {exc}") from None
-        if not isinstance(data, dict):
-            raise MessageError("not_an_object", "message is JSON but not an object")
+        data = _decode_object(raw_data)
         results = []
         tweet = None
         includes: dict[str, list[Any]] = {}
