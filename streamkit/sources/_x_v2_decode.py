@@ -246,7 +246,7 @@ _MISSING = object()
 def _lenient(value: Any, typ: Any) -> Any:
     """``msgspec.convert`` that drops what has the wrong type instead of failing the message."""
     try:
-        return msgspec.convert(value, typ, strict=False)
+        return msgspec.convert(value, typ, strict=True)
     except msgspec.ValidationError:
         pass
     struct = _struct_of(typ)
