@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from . import _storage_errors as _storage
@@ -237,7 +238,7 @@ class BufferingListener(StreamListener):
         super().__init__()
         self._collector = collector
 
-    def on_batch(self, messages: list[bytes]) -> bool | None:
+    def on_batch(self, messages: list[bytes]) -> bool | None:  # type: ignore[override]  # the optional fast path
         return self._collector._on_messages(messages)
 
     def on_data(self, raw_data: str | bytes) -> bool | None:
@@ -389,9 +390,9 @@ class Collector:
         ):
             if not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        for name, value in (("flush_seconds", flush_seconds), ("wal_group_seconds", wal_group_seconds)):
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        for name, seconds in (("flush_seconds", flush_seconds), ("wal_group_seconds", wal_group_seconds)):
+            if not isinstance(seconds, (int, float)) or not seconds > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {seconds!r}")
         if max_tweets is not None and (not isinstance(max_tweets, int) or max_tweets < 1):
             raise ConfigError(f"max_tweets must be a positive integer or None, got {max_tweets!r}")
         if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
@@ -423,7 +424,8 @@ class Collector:
         self.keep_raw = keep_raw
         self.max_tweets = max_tweets
         self.duration = duration
-        self._wal_options = {"group_messages": wal_group_messages, "group_seconds": float(wal_group_seconds)}
+        self._wal_options: dict[str, Any] = {"group_messages": wal_group_messages,
+                                              "group_seconds": float(wal_group_seconds)}
         self._progress_wanted = _default_progress() if progress is None else bool(progress)
         self._progress: Any = None
         self._pending = _Pending(max_pending_bytes)
@@ -750,7 +752,7 @@ class Collector:
         if self._endpoint is not None:
             self._stream.start(is_async=True)
             return
-        f = {k: v for k, v in self._filter.items()}
+        f: dict[str, Any] = dict(self._filter)
         if self.sample:
             self._stream.sample(is_async=True, languages=f["languages"], stall_warnings=f["stall_warnings"])
         else:
@@ -1129,7 +1131,7 @@ class Collector:
             except Exception as exc:
                 self._note_error(f"could not close the write-ahead log cleanly: {exc}")
             with self._lock:
-                exc = self._stream.exception
+                ended_by = self._stream.exception
                 if self._fatal is not None:
                     text = self._fatal_text(wal, ds)
                     self._stats.state = "failed"
@@ -1138,14 +1140,14 @@ class Collector:
                     self._last_error_time = time.time()
                     self._write_trouble = None
                 elif self._stats.state != "failed":
-                    if exc is not None and not self._stop_requested.is_set():
+                    if ended_by is not None and not self._stop_requested.is_set():
                         self._stats.state = "failed"
-                        self._stats.detail = f"failed: {exc}"
+                        self._stats.detail = f"failed: {ended_by}"
                     else:
                         self._stats.state = "stopped"
                         self._stats.detail = "stopped"
-                if exc is not None and not self._stats.last_error:
-                    self._stats.last_error = str(exc)
+                if ended_by is not None and not self._stats.last_error:
+                    self._stats.last_error = str(ended_by)
                 self._stats.rate = 0.0
             if self._progress is not None:
                 self._progress.set_postfix_str(self._stats.detail, refresh=False)
@@ -1177,7 +1179,8 @@ def _concat(batches: list[schema.DecodedBatch]) -> schema.DecodedBatch:
         tweets=pa.concat_tables([b.tweets for b in batches]),
         events=pa.concat_tables([b.events for b in batches]),
         rejected=rejected,
-        tweet_index=None,  # positions within one batch; meaningless once concatenated
+        # positions within one batch are meaningless once concatenated
+        tweet_index=np.empty(0, dtype=np.int64),
     )
 
 

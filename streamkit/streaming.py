@@ -240,7 +240,7 @@ class Stream:
 
     def __init__(
         self,
-        auth: AuthHandler,
+        auth: AuthHandler | None,
         listener: StreamListener,
         *,
         base_url: str = DEFAULT_BASE_URL,
@@ -293,7 +293,7 @@ class Stream:
         self.verify = verify
         self.connect_timeout = float(connect_timeout)
         try:
-            self._backoff_args = dict(
+            self._backoff_args: dict[str, Any] = dict(
                 snooze_time=snooze_time,
                 snooze_time_cap=snooze_time_cap,
                 retry_time=retry_time,
@@ -581,7 +581,7 @@ class Stream:
             )  # fmt: skip
         except HTTPStatusError as exc:
             return self._http_failure(exc, backoff)
-        except (*_http.NETWORK_ERRORS, ProtocolError) as exc:
+        except (*_http.NETWORK_ERRORS, ProtocolError) as exc:  # type: ignore[misc]  # mypy reads no star here
             return self._connect_failed(exc, backoff)
         try:
             for text in req.send:
