@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["Columns", "documented_schema", "iso_us"]
+__all__ = ["Columns", "documented_schema", "int64", "iso_us"]
 
 
 def documented_schema(fields: Sequence[tuple[str, pa.DataType, bool, str]],
@@ -74,3 +74,22 @@ def iso_us(value: Any) -> int | None:
         return int(dt.timestamp() * 1_000_000)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def int64(value: Any) -> int | None:
+    """An int64 from a JSON integer or a string of ASCII digits; None for anything else
+    (booleans, floats, out-of-range numbers): a wrongly typed field is dropped, not coerced.
+
+    Examples
+    --------
+    >>> int64(5), int64("1067094924124872705"), int64(True), int64(0.0), int64("9" * 20)
+    (5, 1067094924124872705, None, None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        n = int(value)
+        return n if n < 2**63 else None
+    return None

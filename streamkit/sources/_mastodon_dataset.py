@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._columns import Columns as _Columns
+from ._columns import int64
 from ._columns import iso_us as _ts_us  # Mastodon's 2019-12-08T03:48:33.901Z
 from .base import Source
 
@@ -129,14 +130,7 @@ def _s(value: Any) -> str | None:
     return None
 
 
-def _i(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**63 else None
-    if isinstance(value, str) and value.isdigit():
-        return int(value) if len(value) < 19 else None
-    return None
+_i = int64
 
 
 def _d(value: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._columns import documented_schema
+from ._columns import documented_schema, int64
 
 __all__ = ["X_EVENT_SCHEMA", "X_TWEET_SCHEMA", "decode"]
 
@@ -276,15 +276,7 @@ def _list_of(typ: Any) -> Any:
     return None
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**63 else None
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        n = int(value)
-        return n if n < 2**63 else None
-    return None
+_int = int64
 
 
 def _str_id(value: Any) -> str | None:
