@@ -433,8 +433,8 @@ class Panel:
         with self._lock:
             s = collector.stats
             items = getattr(getattr(collector, "_decoder", None), "items", "tweets")
+            self._render_once()  # the final counters first: the message then agrees with them
             self._say(f"Stopped: {s.stored:,} {items} stored in {collector.path}.")
-            self._render_once()
 
     def apply_filter(self) -> None:
         """Reconnect the running capture with the filter in the inputs (the Apply filter button)."""

@@ -182,9 +182,16 @@ def test_panel_in_chromium_start_watch_refilter_stop(voila, tmp_path):
             expect(page.locator(".streamkit-message")).to_contain_text("Stopped: ")
             expect(page.locator("button.streamkit-start")).to_be_enabled()
             expect(page.locator("button.streamkit-stop")).to_be_disabled()
-            stored = _counter(page, "stored")
             message = page.locator(".streamkit-message").inner_text()
-            assert re.search(rf"Stopped: {stored:,} tweets stored", message), message
+            said = re.search(r"Stopped: ([\d,]+) tweets stored", message)
+            assert said, message
+            stored = int(said.group(1).replace(",", ""))
+            # the counter shows the same final figure (widget updates arrive in order)
+            page.wait_for_function(
+                f"""() => document.querySelector(".streamkit-counter[data-name='stored'] .streamkit-value")
+                           .textContent.replace(/,/g, "") === "{stored}" """,
+                timeout=UI_TIMEOUT_MS,
+            )
             panel.screenshot(path=str(tmp_path / "panel-stopped.png"))
         finally:
             context.close()
