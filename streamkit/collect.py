@@ -565,11 +565,12 @@ class Collector:
     def filter(self) -> dict[str, Any]:
         """The filter in use (as passed to ``collect`` or ``set_filter``; a source's own options).
 
-        Credentials among a source's options (``bearer_token``, ``access_token``) show as ``"***"``.
+        Credentials among a source's options (``bearer_token``, Mastodon's ``token``) show as ``"***"``.
         """
         if self.source_options:
-            return {k: "***" if k.endswith(("token", "secret")) and v is not None else v
-                    for k, v in self.source_options.items()}
+            from .sources import is_credential
+
+            return {k: "***" if is_credential(k) and v is not None else v for k, v in self.source_options.items()}
         return {k: v for k, v in self._filter.items() if v not in (None, False)}
 
     def set_filter(self, **params: Any) -> None:

@@ -47,6 +47,7 @@ from typing import Any
 
 from . import _panel_html as H
 from ._exceptions import ConfigError, MissingDependency, StreamkitError
+from .sources import is_credential
 from .streaming import build_filter_params
 
 __all__ = ["Panel", "panel"]
@@ -91,7 +92,7 @@ def _source_fields(source: str) -> list[tuple[str, str, dict[str, Any]]]:
 
     fields = []
     for flags, kwargs in cli_options(source):
-        if kwargs.get("dest") in ("base_url", "bearer_token", "access_token"):
+        if kwargs.get("dest") == "base_url" or is_credential(kwargs.get("dest", "")):
             continue  # where and who: collect() options, never typed into a visible box
         label = flags[-1].lstrip("-").replace("-", " ").capitalize()
         fields.append((kwargs["dest"], label, dict(kwargs)))
@@ -362,7 +363,7 @@ class Panel:
                 raise ConfigError(f"{label}: {exc}") from None
         base_url = self._options.get("base_url") or getattr(self.collector, "_base_url_given", None)
         given = {**(getattr(self.collector, "source_options", None) or {}), **self._options}
-        credentials = {k: given[k] for k in ("bearer_token", "access_token") if given.get(k)}  # given, not typed
+        credentials = {k: v for k, v in given.items() if is_credential(k) and v}  # given, not typed
         open_source(source, **out, **credentials, **({"base_url": base_url} if base_url else {}))  # the source's own checks
         return out
 
@@ -390,9 +391,9 @@ class Panel:
                     options.setdefault(name, getattr(old, name))
                 for name, value in getattr(old, "_stream_options", {}).items():
                     options.setdefault(name, value)
-                for name in ("bearer_token", "access_token"):  # a credential given to collect(), kept
-                    if (getattr(old, "source_options", None) or {}).get(name):
-                        options.setdefault(name, old.source_options[name])
+                for name, value in (getattr(old, "source_options", None) or {}).items():
+                    if is_credential(name) and value:  # a credential given to collect(), kept
+                        options.setdefault(name, value)
             self._set_buttons(starting=True)
             if self.source:
                 options["source"] = self.source

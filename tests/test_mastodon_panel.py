@@ -44,3 +44,24 @@ def test_panel_starts_shows_and_stops_a_mastodon_capture(tmp_path, monkeypatch):
     df = streamkit.read(tmp_path / "data")
     assert len(df) and {"python", "rust"} & set(df["hashtags"].explode())
     assert MASTODON_TEST_TOKEN not in (tmp_path / "data" / "streamkit.json").read_text()
+
+
+def test_a_token_given_to_collect_survives_apply_in_the_panel(tmp_path, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)  # only the token passed to collect() can work
+    with MastodonServer(statuses=400, rate=100, heartbeat=0.5, public_without_token=False) as server:
+        c = streamkit.collect(source="mastodon", base_url=server.url, stream="hashtag", tag="python",
+                              token=MASTODON_TEST_TOKEN, path=tmp_path / "data", flush_seconds=0.2,
+                              progress=False, timeout=2.0)
+        p = c.panel()
+        try:
+            assert "token" not in p.inputs and c.filter["token"] == "***"
+            p.inputs["tag"].value = "rust"
+            p.buttons["apply"].click()  # restarts with the same (never typed, never shown) token
+            assert p.message.startswith("Filter applied"), p.message
+            assert wait_until(lambda: any("tag=rust" in q for _p, q, _s in server.requests))
+            assert wait_until(lambda: p.collector.stats.state == "streaming"), p.collector.stats
+            p.buttons["stop"].click()
+        finally:
+            p.close()
+            c.stop()
+    assert MASTODON_TEST_TOKEN not in p.message + repr(p.collector) + str(p.collector.filter)

@@ -34,7 +34,8 @@ from .._exceptions import ConfigError
 from .base import Endpoint, Request, Source
 
 __all__ = [
-    "SOURCES", "Endpoint", "Request", "Source", "cli_options", "get_source", "open_source", "takes_option",
+    "SOURCES", "Endpoint", "Request", "Source", "cli_options", "get_source", "is_credential", "open_source",
+    "takes_option",
 ]
 
 #: Source name -> module under ``streamkit.sources``.
@@ -137,3 +138,15 @@ def takes_option(name: str, option: str) -> bool:
     (True, False)
     """
     return option in inspect.signature(source_module(name).open_source).parameters
+
+
+def is_credential(option: str) -> bool:
+    """Whether a source option carries a secret (``bearer_token``, Mastodon's ``token``):
+    shown as ``***``, never typed into a visible panel box, kept across a panel restart.
+
+    Examples
+    --------
+    >>> is_credential("bearer_token"), is_credential("token"), is_credential("tag")
+    (True, True, False)
+    """
+    return option.endswith(("token", "secret"))
