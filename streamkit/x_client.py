@@ -42,15 +42,19 @@ from typing import Any, NamedTuple
 
 from . import _http
 from ._exceptions import (
-    AuthError,
     ConfigError,
     HTTPStatusError,
-    RateLimited,
     StreamError,
 )
 from .listener import StreamListener, _decode_object
 from .models import Model
-from .sources.x_v2 import BEARER_ENV, DEFAULT_API_URL, XV2Endpoint, bearer_token_from, field_params
+from .sources.x_v2 import (
+    DEFAULT_API_URL,
+    XV2Endpoint,
+    bearer_token_from,
+    credential_help,
+    field_params,
+)
 
 __all__ = [
     "Media",
@@ -630,13 +634,12 @@ def _rules_http_error(status: int, url: str, body: Any, text: str, reset: str | 
         errs = body.get("errors")
         if isinstance(errs, list) and errs:
             detail += " " + "; ".join(str(e.get("message") or e.get("detail") or e) for e in errs if isinstance(e, dict))
-    detail = (detail or text).strip()[:300]
-    said = f" X said: {detail}" if detail else ""
-    if status in (401, 403):
-        return AuthError(status, f"HTTP {status} from {url}: the bearer token was refused{' (no access to this endpoint)' * (status == 403)}. "
-                                 f"Check {BEARER_ENV} (your app's Bearer Token in the X developer console).{said}")
-    if status == 429:
-        delay = _until(reset)
-        return RateLimited(status, f"HTTP 429 from {url}: rate limited (450 rules requests per 15 minutes). "
-                                   f"Try again in {delay:.0f} s, or pass wait_on_rate_limit=True.{said}", delay)
-    return HTTPStatusError(status, f"HTTP {status} from {url}: the rules request failed.{said}")
+    retry_after = _until(reset) if status == 429 else None
+    if retry_after is not None:
+        what = (f"rate limited (450 rules requests per 15 minutes); try again in {retry_after:.0f} s, "
+                "or pass wait_on_rate_limit=True")
+    elif status in (401, 403):
+        what = credential_help(status)
+    else:
+        what = "the rules request failed"
+    return _http.status_error(status, f"from {url}", detail or text, retry_after, what)

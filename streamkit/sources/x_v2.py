@@ -73,6 +73,7 @@ __all__ = [
     "XV2Framer",
     "XV2Source",
     "bearer_token_from",
+    "credential_help",
     "field_params",
     "open_source",
 ]
@@ -276,6 +277,20 @@ def _ending_error(message: bytes) -> str | None:
     return None
 
 
+def credential_help(status_code: int) -> str:
+    """What a 401 or 403 from any X endpoint (stream or rules) means, naming the variable.
+
+    Examples
+    --------
+    >>> credential_help(401)[:29]
+    'the bearer token was refused:'
+    """
+    if status_code == 403:
+        return (f"the bearer token has no access to this endpoint: check the app's access level "
+                f"(the filtered stream needs a paid plan) and {BEARER_ENV}")
+    return f"the bearer token was refused: check {BEARER_ENV} (your app's Bearer Token in the X developer console)"
+
+
 class XV2Endpoint(Endpoint):
     """``GET /2/tweets/search/stream`` (or ``/2/tweets/sample/stream``) with a bearer token.
 
@@ -364,12 +379,8 @@ class XV2Endpoint(Endpoint):
         >>> XV2Endpoint.__new__(XV2Endpoint).http_error_help(401)[:36]
         'the bearer token was refused: check '
         """
-        if status_code == 401:
-            return (f"the bearer token was refused: check {BEARER_ENV} (your app's Bearer Token in the "
-                    "X developer console)")
-        if status_code == 403:
-            return (f"the bearer token has no access to this endpoint: check the app's access level "
-                    f"(the filtered stream needs a paid plan) and {BEARER_ENV}")
+        if status_code in (401, 403):
+            return credential_help(status_code)
         if status_code == 429:
             return ("too many connections or requests for this app (X allows one filtered-stream "
                     "connection per app); backing off from 60 s")
