@@ -663,11 +663,12 @@ class Stream:
                     break
             # The server ended the response: Twitter does this on purpose at times.
             reason = "the server closed the stream"
-            stalled = False
+            stalled = broken = False
         except ProtocolError as exc:  # the server broke the framing (WebSocket)
-            stalled = False
+            stalled, broken = False, True
             reason = f"protocol error from the server: {exc}"
         except _http.NETWORK_ERRORS as exc:
+            broken = False
             stalled = _is_timeout(exc)
             if stalled:
                 reason = f"no data for {self.timeout:.1f} s (stall)"
@@ -679,7 +680,7 @@ class Stream:
             return None
         if framer.pending_bytes:
             stats.incomplete += 1  # cut mid-message: never received whole
-        elif not stalled and not reason.startswith("protocol error") and endpoint.routine_close(
+        elif not stalled and not broken and endpoint.routine_close(
             time.monotonic() - opened
         ):  # a clean end, or a cut between messages (a proxy closing a long connection)
             log.info("the server ended the stream as it routinely does; reconnecting")
